@@ -1,0 +1,68 @@
+# cmd-har: the two commands a newcomer runs are `make run` and `make test`.
+# Each builds .venv if missing, installs the locked dependencies, sets up ZenML / DVC /
+# MLflow state inside this checkout (idempotently), then does its job.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+TORCH_SPEC ?= torch==2.13.0
+PYTEST_ARGS ?=
+
+# -- local state lives inside the checkout (git-ignored); delete it to start over ------
+export ZENML_CONFIG_PATH := $(CURDIR)/.zenml
+export BENTOML_HOME := $(CURDIR)/.bentoml
+export HAR_CACHE_DIR ?= $(CURDIR)/.cache
+export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/.mlflow/mlflow.db
+# -- telemetry off, quiet logs -------------------------------------------------------------
+export ZENML_ANALYTICS_OPT_IN := false
+export BENTOML_DO_NOT_TRACK := true
+export GX_ANALYTICS_ENABLED := false
+export DVC_NO_ANALYTICS := 1
+export MLFLOW_DISABLE_TELEMETRY := true
+export ZENML_LOGGING_VERBOSITY ?= WARNING
+export ZENML_ENABLE_RICH_TRACEBACK := false
+
+INSTALLED := $(VENV)/.installed
+INITIALISED := .zen/.initialised
+
+.PHONY: help run test setup install lint data-status clean-state
+
+help: ## list targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(INSTALLED): pyproject.toml requirements.lock
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install -q -c requirements.lock -e ".[dev]"
+	@touch $@
+
+install: $(INSTALLED) ## create .venv and install the locked dependencies
+
+$(INITIALISED): $(INSTALLED)
+	@mkdir -p .mlflow .cache/dvc-remote
+	@test -d .zen || $(BIN)/zenml init >/dev/null
+	@$(BIN)/zenml stack set default >/dev/null 2>&1
+	@test -d .dvc || $(BIN)/dvc init -q
+	@touch $@
+	@echo "local state ready: ZenML $(ZENML_CONFIG_PATH) (+ .zen), MLflow $(MLFLOW_TRACKING_URI), DVC remote .cache/dvc-remote"
+
+setup: $(INITIALISED) ## install + initialise ZenML, DVC and MLflow state (idempotent)
+
+run: setup ## run the main job: the data pipeline on the default dataset (DSADS)
+	$(BIN)/har data pipeline -c configs/data.yaml
+
+test: setup ## run the whole test suite (slow end-to-end tests included)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: $(INSTALLED) ## ruff
+	$(BIN)/ruff check components steps pipelines tests benchmarks
+
+data-status: $(INSTALLED) ## data version, datasets, dvc status
+	$(BIN)/har data status
+
+clean-state: ## delete local state (venv kept): ZenML, MLflow, caches, data/
+	rm -rf .zen .zenml .mlflow .cache artifacts data

@@ -1,0 +1,236 @@
+"""The ``har`` command line.
+
+    har data import dsads            # raw public dataset -> data/dsads (checksums verified)
+    har data validate [DATASET]      # GX suite; failures -> data/quarantine/
+    har data version [--push]        # dvc add data (-> data.dvc)
+    har data status                  # data version, datasets, dvc status
+    har data pipeline [-c CONFIG]    # the ZenML data_pipeline end to end
+
+ZenML-dependent commands import ZenML lazily, so ``components`` stays importable on
+machines with only torch/numpy (e.g. a GPU box running benchmarks).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from components.config import artifacts_dir, data_dir
+from components.data.sources import REPO_ROOT
+
+app = typer.Typer(
+    help="cmd-har: wearable activity recognition from raw recordings to the edge.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+data_app = typer.Typer(help="Import, validate, version and prepare datasets.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+console = Console()
+
+
+def _fail(message: str, code: int = 1) -> None:
+    console.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+def _csv(value: str | None) -> list[str] | None:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+
+
+@data_app.command("import")
+def data_import(
+    name: str = typer.Argument(..., help="dsads | usc-had | basicmotions"),
+    source: Path | None = typer.Option(
+        None,
+        "--source",
+        help="raw folder (default: $HAR_DATASETS_DIR, "
+        "../shared/datasets, else download from the official source)",
+    ),
+    subjects: str | None = typer.Option(None, help="comma-separated subject ids to keep (default all)"),
+    labels: str | None = typer.Option(None, help="comma-separated activity labels to keep (default all)"),
+    jobs: int = typer.Option(2, help="worker processes"),
+    version: bool = typer.Option(True, help="record the result as a data version (dvc add data)"),
+) -> None:
+    """Convert a public dataset into the canonical format under data/<name>/.
+
+    The output is byte-identical across runs and machines with the same lock file, so
+    importing the default dataset on a fresh clone reproduces the committed data.dvc.
+    """
+    from components.data.importers import import_dataset
+    from components.data.sources import ChecksumError, SourceNotFoundError
+
+    try:
+        summary = import_dataset(name, data_dir(), source, _csv(subjects), _csv(labels), jobs=jobs)
+    except (ChecksumError, SourceNotFoundError, ValueError) as e:
+        _fail(str(e))
+    for line in summary.lines():
+        console.print(line)
+    if version:
+        _record_version()
+    console.print("next: [bold]har data validate[/] (GX suite, quarantine) · [bold]har data status[/]")
+
+
+@data_app.command("validate")
+def data_validate(
+    dataset: str | None = typer.Argument(None, help="dataset folder under data/ (default: every dataset)"),
+    quarantine: bool = typer.Option(True, help="move failing recordings to data/quarantine/"),
+    max_quarantine_share: float = typer.Option(0.2, help="fail without moving if more than this share fails"),
+    jobs: int = typer.Option(2, help="worker processes"),
+) -> None:
+    """Validate recordings with the manifest's Great Expectations suite."""
+    from components.data.validation import (
+        ValidationConfig,
+        ValidationFailed,
+        markdown_report,
+        validate_dataset,
+    )
+    from components.io_utils import atomic_write_text
+
+    names = [dataset] if dataset else sorted(p.parent.name for p in data_dir().glob("*/manifest.yaml"))
+    if not names:
+        _fail(f"no datasets under {data_dir()}; run `har data import dsads` first")
+    cfg = ValidationConfig(max_quarantine_share=max_quarantine_share, jobs=jobs)
+    failed_any = False
+    for name in names:
+        try:
+            report = validate_dataset(data_dir() / name, cfg, quarantine=quarantine)
+        except (ValidationFailed, FileNotFoundError, ValueError) as e:
+            _fail(str(e))
+        out = artifacts_dir() / "validation" / name
+        atomic_write_text(out / "report.json", json.dumps(report.to_dict(), indent=2, sort_keys=True))
+        atomic_write_text(out / "report.md", markdown_report(name, [r for r in report.reports if not r.ok]))
+        colour = "green" if not report.quarantined else "yellow"
+        console.print(f"[{colour}]{name}: {report.n_passed}/{report.n_recordings} recordings passed[/]")
+        for r in report.reports:
+            if not r.ok:
+                failed_any = True
+                console.print(f"  quarantined {r.recording_id}: " + "; ".join(r.messages()))
+        console.print(f"  reports: {out}/report.json, report.md")
+    if failed_any and quarantine:
+        console.print(f"quarantined files and their reports are in {data_dir() / 'quarantine'}")
+
+
+@data_app.command("version")
+def data_version_cmd(push: bool = typer.Option(False, help="also dvc push to the default remote")) -> None:
+    """Record the current data/ as a new data version (dvc add data)."""
+    _record_version(push)
+
+
+def _record_version(push: bool = False) -> None:
+    from components.data.versioning import VersioningError, data_version, version_data
+
+    before = data_version()
+    try:
+        after = version_data(push=push)
+    except VersioningError as e:
+        _fail(str(e))
+    if before == after:
+        console.print(f"data version unchanged: {after}")
+    else:
+        console.print(f"data version {before} -> [bold]{after}[/]")
+        console.print("commit it: git add data.dvc && git commit -m 'data: new version'")
+
+
+@data_app.command("status")
+def data_status() -> None:
+    """Show the data version, imported datasets and whether data/ matches data.dvc."""
+    from components.data.manifest import Manifest
+    from components.data.recordings import read_index
+    from components.data.versioning import VersioningError, data_version, status
+
+    console.print(f"data version (data.dvc md5): [bold]{data_version() or 'none'}[/]")
+    table = Table("dataset", "recordings", "subjects", "hours", "rate (Hz)", "channels", "subject-wise")
+    for manifest_file in sorted(data_dir().glob("*/manifest.yaml")):
+        m = Manifest.load(manifest_file)
+        rows = read_index(manifest_file.parent)
+        hours = sum(r["n_samples"] for r in rows) / m.sampling_rate_hz / 3600
+        table.add_row(
+            m.name,
+            str(len(rows)),
+            str(len({r["subject"] for r in rows})),
+            f"{hours:.2f}",
+            f"{m.sampling_rate_hz:g}",
+            str(len(m.channels)),
+            "yes" if m.subject_wise else "no",
+        )
+    console.print(table)
+    try:
+        console.print(status())
+    except VersioningError as e:
+        console.print(f"[yellow]{e}[/]")
+
+
+@data_app.command("pipeline")
+def data_pipeline_cmd(
+    config: Path = typer.Option(
+        REPO_ROOT / "configs" / "data.yaml", "-c", "--config", help="run config YAML"
+    ),
+    no_cache: bool = typer.Option(False, "--no-cache", help="re-run every step"),
+) -> None:
+    """Run the ZenML data_pipeline (import, validate, version, window, split) and summarise it."""
+    from pipelines.data_pipeline import data_pipeline
+
+    if not config.exists():
+        _fail(f"config {config} not found")
+    options = {"config_path": str(config)}
+    if no_cache:
+        options["enable_cache"] = False
+    run = data_pipeline.with_options(**options)()
+    print_data_run_summary(run)
+
+
+def print_data_run_summary(run) -> None:
+    """Print what a data_pipeline run produced (from its artifacts and metadata)."""
+    from zenml.client import Client
+
+    run = Client().get_pipeline_run(run.id)
+    steps = run.steps
+    imported = steps["import_dataset_step"].outputs["import_summary"][0].load()
+    report = steps["validate_dataset_step"].outputs["validation_report"][0].load()
+    version = steps["version_data_step"].outputs["data_version"][0].load()
+    split_meta = steps["split_windows_step"].outputs["split"][0].run_metadata
+    windows_meta = steps["window_dataset_step"].outputs["windows"][0].run_metadata
+    table = Table(title=f"data_pipeline run {run.name} ({run.status.value})", show_header=False)
+    table.add_row(
+        "dataset",
+        f"{imported['dataset']}: {imported['recordings']} recordings, "
+        f"{imported['subjects']} subjects, {imported['hours']:.2f} h",
+    )
+    table.add_row(
+        "validation",
+        f"{report['n_passed']}/{report['n_recordings']} passed, {len(report['quarantined'])} quarantined",
+    )
+    table.add_row("data version", f"{version} (data.dvc)")
+    table.add_row("windows", f"{windows_meta.get('windows')} windows {windows_meta.get('shape')}")
+    for part in ("train", "val", "test"):
+        table.add_row(
+            f"{part} split",
+            f"subjects {split_meta.get(part + '_ids')}: {split_meta.get(part + '_windows')} windows",
+        )
+    cached = [name for name, s in steps.items() if s.status.value == "cached"]
+    table.add_row("cached steps", ", ".join(cached) or "none")
+    console.print(table)
+    console.print(
+        "next: [bold]har data status[/] · [bold]zenml login --local[/] (dashboard) · "
+        "[bold]dvc push[/] (to the default remote in .cache/dvc-remote)"
+    )
+
+
+@app.command("version")
+def version() -> None:
+    """Print the cmd-har version and where local state lives."""
+    from components import __version__
+
+    console.print(f"cmd-har {__version__}")
+    console.print(
+        f"repo {REPO_ROOT} · data {data_dir()} · ZenML config {os.environ.get('ZENML_CONFIG_PATH', '~')}"
+    )
+
+
+if __name__ == "__main__":
+    app()

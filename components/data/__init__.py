@@ -1,0 +1,1 @@
+"""Data layer: canonical recordings, importers, validation, windowing, splitting."""

@@ -1,0 +1,1 @@
+"""Models: CMD-HAR and the baselines it is compared with (plain torch)."""

@@ -1,0 +1,108 @@
+"""OGM-GE gradient modulation (Peng et al., CVPR 2022), generalised to M >= 2 modalities.
+
+After ``loss.backward()``:
+
+* score   ``s_m = sum_batch softmax(aux_logits_m)[y]``   (confidence of modality m's head)
+* ratio   ``rho_m = s_m / mean_{j != m} s_j``
+* coeff   ``k_m = max(1 - tanh(alpha * relu(rho_m - 1)), 1e-3)``  if ``rho_m > 1`` else ``1``
+  (``offset=False`` gives the official-code form ``1 - tanh(alpha * rho_m)``)
+* every parameter used only by modality m: ``grad <- grad * k_m + N(0, std(grad))``,
+  the Gaussian "generalisation enhancement" noise being added only where ``k_m < 1``
+  (``noise=False`` turns it off).
+
+See docs/model_card.md for why the ``- 1`` offset is the default.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+
+
+@dataclass
+class ModulationResult:
+    """Per-modality values of one modulation step (python floats, for logging)."""
+
+    scores: dict[str, float]
+    ratios: dict[str, float]
+    coeffs: dict[str, float]
+
+
+def modality_scores(aux_logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``(M, B, K)`` logits, ``(B,)`` labels -> ``(M,)`` summed true-class probabilities."""
+    probs = aux_logits.detach().float().softmax(-1)  # (M, B, K)
+    idx = y.view(1, -1, 1).expand(probs.shape[0], -1, 1)
+    return probs.gather(-1, idx).squeeze(-1).sum(1)  # (M,)
+
+
+def modulation_ratios(scores: torch.Tensor) -> torch.Tensor:
+    """``rho_m = s_m / mean_{j != m} s_j``; all ones when M < 2."""
+    m = scores.shape[0]
+    if m < 2:
+        return torch.ones_like(scores)
+    others = (scores.sum() - scores) / (m - 1)
+    return scores / others.clamp(min=1e-8)
+
+
+def modulation_coefficients(
+    ratios: torch.Tensor, alpha: float = 0.5, offset: bool = True, min_coeff: float = 1e-3
+) -> torch.Tensor:
+    """``k_m`` in (0, 1]: 1 unless modality m dominates (``rho_m > 1``).
+
+    ``min_coeff`` floors the damped value: in float32 ``tanh`` saturates to exactly 1
+    for large ratios, which would otherwise freeze a modality's encoder (k = 0).
+    """
+    excess = torch.relu(ratios - 1.0) if offset else torch.relu(ratios)
+    damped = (1.0 - torch.tanh(alpha * excess)).clamp(min=min_coeff)
+    return torch.where(ratios > 1.0, damped, torch.ones_like(ratios))
+
+
+@torch.no_grad()
+def apply_modulation(
+    params: dict[str, list[nn.Parameter]], coeffs: dict[str, float], noise: bool = True
+) -> None:
+    """Scale the gradients of each modality's parameters (any shape) by ``coeffs[m]``.
+
+    With ``noise`` and ``k_m < 1``, add ``N(0, std(grad))`` per tensor (GE). Uses the
+    global torch RNG, so it is reproducible under a fixed seed.
+    """
+    for name, plist in params.items():
+        k = float(coeffs.get(name, 1.0))
+        if k >= 1.0:
+            continue
+        for p in plist:
+            if p.grad is None:
+                continue
+            g = p.grad
+            std = g.std() if g.numel() > 1 else g.new_zeros(())
+            g.mul_(k)
+            if noise:
+                g.add_(torch.randn_like(g) * (std + 1e-8))
+
+
+def ogm_ge(
+    params: dict[str, list[nn.Parameter]],
+    aux_logits: torch.Tensor,
+    y: torch.Tensor,
+    alpha: float = 0.5,
+    offset: bool = True,
+    noise: bool = True,
+) -> ModulationResult:
+    """Compute scores/ratios/coefficients from ``aux_logits`` (M, B, K) and apply them.
+
+    ``params`` is ``model.encoder_parameters()``; its key order must match the
+    first axis of ``aux_logits``.
+    """
+    names = list(params)
+    scores = modality_scores(aux_logits, y)
+    ratios = modulation_ratios(scores)
+    coeffs = modulation_coefficients(ratios, alpha, offset)
+    result = ModulationResult(
+        scores=dict(zip(names, scores.tolist(), strict=False)),
+        ratios=dict(zip(names, ratios.tolist(), strict=False)),
+        coeffs=dict(zip(names, coeffs.tolist(), strict=False)),
+    )
+    apply_modulation(params, result.coeffs, noise=noise)
+    return result

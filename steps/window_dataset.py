@@ -1,0 +1,31 @@
+"""Step: cut the validated recordings into fixed-length labelled windows."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from zenml import step
+from zenml.config import CachePolicy
+
+from components.config import build, data_dir
+from components.data.windowing import WindowConfig, window_dataset
+from components.data.windows import WindowSet
+from steps.materializers import WindowSetMaterializer
+
+# Cache on the *value* of data_version (the data.dvc md5) and the config, not on the
+# id of the upstream artifact, so unchanged data + config reuses the windows.
+BY_VALUE = CachePolicy(include_artifact_ids=False)
+
+
+@step(cache_policy=BY_VALUE, output_materializers=WindowSetMaterializer)
+def window_dataset_step(
+    dataset: str, data_version: str, window: dict | None = None
+) -> Annotated[WindowSet, "windows"]:
+    """Window every recording of ``data/<dataset>/``.
+
+    Args:
+        dataset: dataset folder under ``data/``.
+        data_version: the ``data.dvc`` md5 (cache key and provenance).
+        window: :class:`WindowConfig` fields (length_s, overlap, min_majority, group_by).
+    """
+    return window_dataset(data_dir() / dataset, build(WindowConfig, window), {"data_version": data_version})

@@ -1,0 +1,65 @@
+"""Shared fixtures: small real datasets imported with the project's own importers.
+
+Session-scoped, imported once into a temp data folder:
+- BasicMotions whole (80 recordings, 10 Hz, 6 channels);
+- DSADS subjects 1-2 x sitting / walking_parking_lot / running_treadmill;
+- USC-HAD subjects 1-2 x walking_forward / sitting / standing.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from components.data.importers import import_dataset
+from components.data.windowing import WindowConfig, window_dataset
+from components.data.windows import WindowSet
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DATASETS_DIR = Path(os.environ.get("HAR_DATASETS_DIR", REPO_ROOT.parent / "shared" / "datasets"))
+
+DSADS_SMALL = {"subjects": ["1", "2"], "labels": ["sitting", "walking_parking_lot", "running_treadmill"]}
+USC_SMALL = {"subjects": ["1", "2"], "labels": ["walking_forward", "sitting", "standing"]}
+
+
+@pytest.fixture(scope="session")
+def small_data_dir(tmp_path_factory) -> Path:
+    """A data folder with the three small real datasets imported (read-only for tests)."""
+    data = tmp_path_factory.mktemp("project") / "data"
+    import_dataset("basicmotions", data)
+    import_dataset("dsads", data, **DSADS_SMALL)
+    import_dataset("usc-had", data, **USC_SMALL)
+    return data
+
+
+def only_present_labels(ws: WindowSet) -> WindowSet:
+    """Re-index labels to the classes present (a subset import keeps the full vocabulary)."""
+    present = np.unique(ws.y)
+    out = ws.select(np.arange(len(ws)))
+    out.y = np.searchsorted(present, ws.y).astype(np.int64)
+    out.label_names = [ws.label_names[i] for i in present]
+    return out
+
+
+@pytest.fixture(scope="session")
+def basicmotions_windows(small_data_dir) -> WindowSet:
+    """All 80 BasicMotions cases as one 10-s window each (80 x 6 x 100, 4 classes).
+
+    BasicMotions has no subject ids: ``subject`` is ``"unknown"``; ``recording`` starts
+    with the archive's own split (``train_*`` / ``test_*``).
+    """
+    return window_dataset(small_data_dir / "basicmotions", WindowConfig(length_s=10.0, overlap=0.0))
+
+
+@pytest.fixture(scope="session")
+def dsads_small_windows(small_data_dir) -> WindowSet:
+    """DSADS subjects "1","2" x 3 activities: 3 s windows, 50 % overlap (~1200 x 45 x 75, 3 classes).
+
+    Modality groups acc/gyro/mag (15 channels each).
+    """
+    return only_present_labels(
+        window_dataset(small_data_dir / "dsads", WindowConfig(length_s=3.0, overlap=0.5))
+    )

@@ -1,0 +1,124 @@
+"""End to end: the data stages of `make run`, the CLI, and the committed data.dvc hash.
+
+Each test works in a temporary project folder (``HAR_DATA_DIR``) and, for ZenML, an
+isolated config dir and repository, so the checkout's own state is never touched.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from components.cli import app
+from components.data.importers import import_dataset
+from components.data.versioning import data_version, is_up_to_date, version_data
+from tests.conftest import REPO_ROOT
+
+QUIET = {
+    "ZENML_ANALYTICS_OPT_IN": "false",
+    "ZENML_LOGGING_VERBOSITY": "WARNING",
+    "GX_ANALYTICS_ENABLED": "false",
+    "DVC_NO_ANALYTICS": "1",
+    "ZENML_ENABLE_RICH_TRACEBACK": "false",
+}
+
+
+def _dvc_project(root: Path) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [sys.executable, "-m", "dvc", "init", "--no-scm", "-q"],
+        cwd=root,
+        check=True,
+        env={**os.environ, **QUIET},
+    )
+    return root
+
+
+@pytest.mark.slow
+def test_default_import_reproduces_committed_data_dvc(tmp_path):
+    """`har data import dsads` on a fresh machine gives exactly the committed data version."""
+    project = _dvc_project(tmp_path / "proj")
+    shutil.copy(REPO_ROOT / "data.dvc", project / "data.dvc")
+    committed = (project / "data.dvc").read_text()
+    import_dataset("dsads", project / "data", jobs=2)
+    assert version_data(project) == data_version(REPO_ROOT)  # dvc add gives the committed hash ...
+    assert (project / "data.dvc").read_text() == committed  # ... so data.dvc is unchanged
+    assert is_up_to_date(project)  # and `dvc status` is clean
+
+
+def test_cli_import_validate_version_status(tmp_path, monkeypatch):
+    project = _dvc_project(tmp_path / "proj")
+    monkeypatch.setenv("HAR_DATA_DIR", str(project / "data"))
+    monkeypatch.setenv("HAR_ARTIFACTS_DIR", str(tmp_path / "artifacts"))
+    runner = CliRunner()
+    r = runner.invoke(app, ["data", "import", "basicmotions"])
+    assert r.exit_code == 0, r.output
+    assert "80 recordings" in r.output
+    first_version = data_version(project)
+    assert first_version and first_version in r.output  # import records the data version
+    r = runner.invoke(app, ["data", "validate", "basicmotions", "--jobs", "1"])
+    assert r.exit_code == 0, r.output
+    assert "basicmotions: 80/80 recordings passed" in r.output
+    assert (tmp_path / "artifacts" / "validation" / "basicmotions" / "report.json").exists()
+    r = runner.invoke(app, ["data", "version"])
+    assert r.exit_code == 0, r.output
+    assert f"data version unchanged: {first_version}" in r.output
+    r = runner.invoke(app, ["data", "status"])
+    assert r.exit_code == 0 and "up to date" in r.output, r.output
+    # errors are specific and exit non-zero
+    r = runner.invoke(app, ["data", "import", "nope"])
+    assert r.exit_code == 1 and "unknown dataset 'nope'" in r.output
+    r = runner.invoke(app, ["data", "import", "dsads", "--subjects", "42"])
+    assert r.exit_code == 1 and "unknown subjects ['42']" in r.output
+
+
+@pytest.mark.slow
+def test_data_pipeline_end_to_end_and_cache(tmp_path):
+    """`har data pipeline` (what `make run` runs) on a 3-subject DSADS subset, twice."""
+    project = _dvc_project(tmp_path / "proj")
+    zen_repo = tmp_path / "zen-repo"
+    zen_repo.mkdir()
+    env = {
+        **os.environ,
+        **QUIET,
+        "HAR_DATA_DIR": str(project / "data"),
+        "ZENML_CONFIG_PATH": str(tmp_path / "zen-config"),
+        "ZENML_REPOSITORY_PATH": str(zen_repo),
+    }
+    subprocess.run(
+        [str(Path(sys.executable).parent / "zenml"), "init"],
+        cwd=zen_repo,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    config = yaml.safe_load((REPO_ROOT / "configs" / "data.yaml").read_text())
+    config["parameters"].update(
+        subjects=["1", "2", "3"], split={"protocol": "holdout", "test_subjects": ["3"], "val_subjects": ["2"]}
+    )
+    config["parameters"]["validation"]["jobs"] = 1
+    (tmp_path / "data.yaml").write_text(yaml.safe_dump(config))
+    har = [sys.executable, "-m", "components.cli", "data", "pipeline", "-c", str(tmp_path / "data.yaml")]
+
+    first = subprocess.run(har, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stdout + first.stderr
+    out = " ".join(first.stdout.split())
+    assert "dsads: 57 recordings, 3 subjects" in out
+    assert "57/57 passed, 0 quarantined" in out
+    version = data_version(project)
+    assert version and version in out
+    assert "subjects 1,2,3" not in out and "test split │ subjects 3: 3724 windows" in out
+    assert "cached steps │ none" in out
+
+    second = subprocess.run(har, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stdout + second.stderr
+    out = " ".join(second.stdout.split())
+    assert "cached steps │ window_dataset_step, split_windows_step" in out  # same data version + config
+    assert data_version(project) == version

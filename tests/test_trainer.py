@@ -1,0 +1,207 @@
+"""Trainer and OGM-GE gradient modulation (small and fast)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+
+from components.data.windows import WindowSet
+from components.models.cmdhar import CMDHAR
+from components.models.registry import build_model
+from components.models.spec import InputSpec
+from components.training import TrainConfig, evaluate, ogm_ge, predict, train_model
+from components.training.modulation import modality_scores, modulation_coefficients, modulation_ratios
+from components.training.trainer import _class_weights, _macro_f1
+
+torch.set_num_threads(2)
+
+
+def _source_split(ws):
+    """BasicMotions' own train/test split (it has no subject ids): by recording prefix."""
+    return ws.select(np.char.startswith(ws.recording, "train_")), ws.select(
+        np.char.startswith(ws.recording, "test_")
+    )
+
+
+def _standardise(train: WindowSet, *others: WindowSet) -> list[WindowSet]:
+    mean = train.x.mean(axis=(0, 2), keepdims=True)
+    std = train.x.std(axis=(0, 2), keepdims=True) + 1e-6
+    out = []
+    for ws in (train, *others):
+        ws = ws.select(np.arange(len(ws)))
+        ws.x = ((ws.x - mean) / std).astype(np.float32)
+        out.append(ws)
+    return out
+
+
+@pytest.fixture(scope="module")
+def dsads_split(dsads_small_windows):
+    """Subject 1 (every 8th window) for training, subject 2 (every 10th) for validation."""
+    tr = dsads_small_windows.for_subjects(["1"])
+    va = dsads_small_windows.for_subjects(["2"])
+    tr = tr.select(np.arange(0, len(tr), 8))
+    va = va.select(np.arange(0, len(va), 10))
+    return _standardise(tr, va)
+
+
+# -- modulation ------------------------------------------------------------------------
+def test_modulation_coefficients():
+    scores = torch.tensor([30.0, 10.0, 10.0])
+    rho = modulation_ratios(scores)
+    assert torch.allclose(rho, torch.tensor([3.0, 0.5, 0.5]))
+    k = modulation_coefficients(rho, alpha=0.5)
+    assert torch.allclose(k[0], torch.tensor(1 - math.tanh(0.5 * 2.0)))
+    assert k[1] == 1 and k[2] == 1
+    k_official = modulation_coefficients(rho, alpha=0.5, offset=False)
+    assert torch.allclose(k_official[0], torch.tensor(1 - math.tanh(0.5 * 3.0)))
+    # balanced modalities are never damped; coefficients always in (0, 1]
+    assert torch.equal(modulation_coefficients(modulation_ratios(torch.ones(4))), torch.ones(4))
+    for _ in range(20):
+        k = modulation_coefficients(modulation_ratios(torch.rand(3) * 50 + 1e-3), alpha=1.0)
+        assert ((k > 0) & (k <= 1)).all()
+    assert torch.equal(modulation_ratios(torch.tensor([5.0])), torch.ones(1))  # M = 1: no-op
+
+
+def test_modality_scores():
+    y = torch.tensor([0, 1])
+    aux = torch.zeros(2, 2, 3)
+    aux[0, 0, 0] = aux[0, 1, 1] = 20.0  # modality 0 confident and right
+    s = modality_scores(aux, y)
+    assert s[0] == pytest.approx(2.0, abs=1e-6) and s[1] == pytest.approx(2 / 3, abs=1e-6)
+
+
+def test_ogm_ge_damps_dominant_modality_gradients(basicmotions_windows):
+    spec = InputSpec.from_windows(basicmotions_windows)
+    torch.manual_seed(0)
+    model = CMDHAR(spec).train()
+    x = torch.from_numpy(basicmotions_windows.x[:8])
+    y = torch.from_numpy(basicmotions_windows.y[:8])
+    out = model.forward_train(x)
+    out.logits.sum().backward()  # any loss touching every encoder
+    params = model.encoder_parameters()
+    before = {m: [p.grad.clone() for p in ps] for m, ps in params.items()}
+    aux = torch.zeros(2, 8, spec.n_classes)
+    aux[0, torch.arange(8), y] = 10.0  # "acc" dominates
+    res = ogm_ge(params, aux, y, alpha=1.0, noise=False)
+    assert res.coeffs["gyro"] == 1.0 and 0 < res.coeffs["acc"] < 1
+    assert any(p.dim() == 3 for p in params["acc"])  # conv kernels included
+    for p, g0 in zip(params["acc"], before["acc"], strict=False):
+        torch.testing.assert_close(p.grad, g0 * res.coeffs["acc"])
+    for p, g0 in zip(params["gyro"], before["gyro"], strict=False):
+        torch.testing.assert_close(p.grad, g0)
+    # with GE noise the damped grads differ from pure scaling, the others do not change
+    for ps, gs in zip(params.values(), before.values(), strict=False):
+        for p, g0 in zip(ps, gs, strict=False):
+            p.grad = g0.clone()
+    ogm_ge(params, aux, y, alpha=1.0, noise=True)
+    assert not torch.allclose(params["acc"][0].grad, before["acc"][0] * res.coeffs["acc"])
+    torch.testing.assert_close(params["gyro"][0].grad, before["gyro"][0])
+
+
+# -- helpers ---------------------------------------------------------------------------
+def test_class_weights_and_macro_f1():
+    w = _class_weights(np.array([0, 0, 0, 1]), 3)
+    assert w[2] == 0 and w[1] == pytest.approx(3 * w[0]) and float(w.sum()) == pytest.approx(2.0)
+    y = np.array([0, 0, 1, 1])
+    assert _macro_f1(y, y, 2) == 1.0
+    assert _macro_f1(y, np.array([0, 0, 0, 0]), 2) == pytest.approx((2 * 2 / 6 + 0) / 2)
+
+
+# -- training --------------------------------------------------------------------------
+def _cfg(**kw) -> TrainConfig:
+    base = dict(
+        epochs=4,
+        batch_size=32,
+        patience=10,
+        seed=0,
+        device="cpu",
+        progress=False,
+        modality_dropout=0.2,
+        num_threads=2,
+    )
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_train_cmdhar_on_dsads(dsads_split):
+    train, val = dsads_split
+    spec = InputSpec.from_windows(train)
+    torch.manual_seed(0)  # weight init happens outside train_model
+    model = build_model("cmdhar", spec)
+    res = train_model(model, train, val, _cfg(epochs=3, batch_size=25))
+    hist = res.history
+    assert len(hist) == 3
+    for rec in hist:
+        for key in ("loss", "ce", "aux", "sim", "diff", "recon", "val_macro_f1", "val_accuracy", "lr"):
+            assert math.isfinite(rec[key]), key
+        assert set(rec["coeffs"]) == {"acc", "gyro", "mag"}
+        assert all(0 < k <= 1 for k in rec["coeffs"].values())
+        assert set(rec["scores"]) == {"acc", "gyro", "mag"}
+    assert hist[-1]["loss"] < hist[0]["loss"]
+    assert hist[-1]["ce"] < hist[0]["ce"]
+    assert hist[1]["lr"] < hist[0]["lr"]  # cosine schedule
+    assert res.best_val_f1 > 0.5  # 3 well-separated activities, unseen subject
+    # evaluate / predict on the restored best weights
+    metrics = evaluate(model, val)
+    assert metrics["macro_f1"] == pytest.approx(res.best_val_f1, abs=1e-9)
+    probs = predict(model, val.x[:5], batch_size=2, modality_mask=np.array([[1, 0, 1]] * 5))
+    assert probs.shape == (5, 3) and np.allclose(probs.sum(1), 1, atol=1e-5)
+
+
+def test_training_is_deterministic(basicmotions_windows):
+    train, val = _standardise(*_source_split(basicmotions_windows))
+    spec = InputSpec.from_windows(train)
+    results, states = [], []
+    for _ in range(2):
+        torch.manual_seed(0)  # weight init happens outside train_model
+        model = build_model("cmdhar", spec)
+        results.append(train_model(model, train, val, _cfg(epochs=3, batch_size=16, modality_dropout=0.3)))
+        states.append(model.state_dict())
+    strip = [[{k: v for k, v in r.items() if k != "seconds"} for r in res.history] for res in results]
+    assert strip[0] == strip[1]  # identical history except wall-clock
+    assert any(k < 1 for r in results[0].history for k in r["coeffs"].values())  # modulation was active
+    for k in states[0]:
+        assert torch.equal(states[0][k], states[1][k]), k
+
+
+def test_train_baseline_and_no_modulation(basicmotions_windows):
+    train, val = _standardise(*_source_split(basicmotions_windows))
+    spec = InputSpec.from_windows(train)
+
+    class Tiny(nn.Module):  # a model without forward_train: plain CE path
+        def __init__(self):
+            super().__init__()
+            self.net = nn.Sequential(
+                nn.Conv1d(spec.n_channels, 8, 5),
+                nn.ReLU(),
+                nn.AdaptiveAvgPool1d(1),
+                nn.Flatten(),
+                nn.Linear(8, spec.n_classes),
+            )
+
+        def forward(self, x):
+            return self.net(x)
+
+    res = train_model(Tiny(), train, val, _cfg(epochs=3, batch_size=16))
+    assert res.epochs_run == 3 and all(r["coeffs"] == {} for r in res.history)
+    assert all(r["aux"] == 0.0 for r in res.history)
+    with pytest.raises(ValueError):
+        predict(Tiny(), val.x, modality_mask=np.ones((len(val), 2)))
+
+    res = train_model(build_model("cmdhar-no-modulation", spec), train, val, _cfg(epochs=2, batch_size=16))
+    assert all(r["coeffs"] == {} for r in res.history)
+    assert all(math.isfinite(r["loss"]) for r in res.history)
+
+
+def test_early_stopping_restores_best(basicmotions_windows):
+    train, val = _standardise(*_source_split(basicmotions_windows))
+    model = build_model("cmdhar-no-attention", InputSpec.from_windows(train))
+    res = train_model(model, train, val, _cfg(epochs=6, patience=2, lr=3e-3, batch_size=16))
+    f1s = [r["val_macro_f1"] for r in res.history]
+    assert res.best_epoch == int(np.argmax(f1s)) and res.best_val_f1 == max(f1s)
+    assert res.epochs_run == 6 or res.epochs_run == res.best_epoch + 3  # stopped after 2 stale epochs
+    assert evaluate(model, val)["macro_f1"] == pytest.approx(res.best_val_f1)
