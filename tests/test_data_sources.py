@@ -97,3 +97,10 @@ def test_no_local_copy_and_no_download_is_a_clear_error(tmp_path, monkeypatch):
 def test_unknown_dataset():
     with pytest.raises(ValueError, match="unknown dataset 'nope'"):
         get_source("nope")
+
+
+def test_failed_download_is_a_clear_error(tmp_path):
+    missing = (tmp_path / "not-there.zip").as_uri()
+    with pytest.raises(SourceNotFoundError, match="download from .* failed"):
+        download_and_verify(get_source("basicmotions"), tmp_path / "raw", url=missing)
+    assert not (tmp_path / "raw").exists()

@@ -195,7 +195,13 @@ def download_and_verify(spec: SourceSpec, dest_raw: Path, url: str | None = None
     dest_raw = Path(dest_raw)
     dest_raw.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{spec.folder}-", dir=dest_raw.parent) as tmp:
-        archive = download(url, Path(tmp) / "archive.zip")
+        try:
+            archive = download(url, Path(tmp) / "archive.zip")
+        except OSError as e:  # URLError, timeouts, refused connections
+            raise SourceNotFoundError(
+                f"no local copy of {spec.name} and the download from {url} failed ({e}); "
+                "pass --source DIR or set HAR_DATASETS_DIR to a folder holding the raw files"
+            ) from e
         extracted = Path(tmp) / "x"
         with zipfile.ZipFile(archive) as z:
             z.extractall(extracted)

@@ -144,6 +144,13 @@ def build_suites(manifest: Manifest, cfg: ValidationConfig):
     return samples, values
 
 
+def _quiet_gx_logs() -> None:
+    """GX logs INFO chatter (e.g. ephemeral docs sites) on its own child loggers."""
+    for name in [n for n in logging.root.manager.loggerDict if n.startswith("great_expectations")]:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
+
+
 class RecordingValidator:
     """Runs the suites on recordings (one GX ephemeral context per process)."""
 
@@ -153,7 +160,7 @@ class RecordingValidator:
 
         self.manifest = manifest
         self.cfg = cfg
-        logging.getLogger("great_expectations").setLevel(logging.WARNING)
+        _quiet_gx_logs()
         self.context = gx.get_context(mode="ephemeral")
         self.context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
         asset = self.context.data_sources.add_pandas("recordings").add_dataframe_asset("recording")
