@@ -25,10 +25,11 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export ZENML_LOGGING_VERBOSITY ?= WARNING
 export ZENML_ENABLE_RICH_TRACEBACK := false
 
+STACK ?= har_local
 INSTALLED := $(VENV)/.installed
 INITIALISED := .zen/.initialised
 
-.PHONY: help run test setup install lint data-status clean-state
+.PHONY: help run test setup install lint data data-status mlflow-ui clean-state
 
 help: ## list targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -44,16 +45,27 @@ install: $(INSTALLED) ## create .venv and install the locked dependencies
 
 $(INITIALISED): $(INSTALLED)
 	@mkdir -p .mlflow .cache/dvc-remote
-	@test -d .zen || $(BIN)/zenml init >/dev/null
-	@$(BIN)/zenml stack set default >/dev/null 2>&1
+	@test -d .zen || $(BIN)/zenml init >/dev/null 2>&1
+	@$(BIN)/zenml experiment-tracker describe mlflow_tracker >/dev/null 2>&1 || \
+	  $(BIN)/zenml experiment-tracker register mlflow_tracker --flavor=mlflow \
+	    --tracking_uri="$(MLFLOW_TRACKING_URI)" >/dev/null
+	@$(BIN)/zenml stack describe $(STACK) >/dev/null 2>&1 || \
+	  $(BIN)/zenml stack register $(STACK) -o default -a default -e mlflow_tracker >/dev/null
+	@$(BIN)/zenml stack set $(STACK) >/dev/null 2>&1
 	@test -d .dvc || $(BIN)/dvc init -q
 	@touch $@
-	@echo "local state ready: ZenML $(ZENML_CONFIG_PATH) (+ .zen), MLflow $(MLFLOW_TRACKING_URI), DVC remote .cache/dvc-remote"
+	@echo "local state ready: ZenML $(ZENML_CONFIG_PATH) (stack $(STACK)), MLflow $(MLFLOW_TRACKING_URI), DVC remote .cache/dvc-remote"
 
 setup: $(INITIALISED) ## install + initialise ZenML, DVC and MLflow state (idempotent)
 
-run: setup ## run the main job: the data pipeline on the default dataset (DSADS)
+run: setup ## run the main job: train_pipeline on the default dataset (DSADS, holdout)
+	$(BIN)/har train -c configs/train.yaml
+
+data: setup ## only the data stages (import, validate, version, window, split)
 	$(BIN)/har data pipeline -c configs/data.yaml
+
+mlflow-ui: $(INSTALLED) ## browse runs, metrics, plots and registered models (http://127.0.0.1:5000)
+	$(BIN)/mlflow ui --backend-store-uri "$(MLFLOW_TRACKING_URI)"
 
 test: setup ## run the whole test suite (slow end-to-end tests included)
 	$(BIN)/pytest $(PYTEST_ARGS)

@@ -19,9 +19,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 def git_commit() -> dict[str, Any]:
     def run(*args: str) -> str:
         try:
-            return subprocess.run(
-                ["git", *args], cwd=REPO_ROOT, capture_output=True, text=True
-            ).stdout.strip()
+            return subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True).stdout.strip()
         except OSError:
             return ""
 

@@ -48,8 +48,7 @@ def data_import(
     source: Path | None = typer.Option(
         None,
         "--source",
-        help="raw folder (default: $HAR_DATASETS_DIR, "
-        "../shared/datasets, else download from the official source)",
+        help="raw folder (default: $HAR_DATASETS_DIR, ../shared/datasets, else download from the official source)",
     ),
     subjects: str | None = typer.Option(None, help="comma-separated subject ids to keep (default all)"),
     labels: str | None = typer.Option(None, help="comma-separated activity labels to keep (default all)"),
@@ -167,9 +166,7 @@ def data_status() -> None:
 
 @data_app.command("pipeline")
 def data_pipeline_cmd(
-    config: Path = typer.Option(
-        REPO_ROOT / "configs" / "data.yaml", "-c", "--config", help="run config YAML"
-    ),
+    config: Path = typer.Option(REPO_ROOT / "configs" / "data.yaml", "-c", "--config", help="run config YAML"),
     no_cache: bool = typer.Option(False, "--no-cache", help="re-run every step"),
 ) -> None:
     """Run the ZenML data_pipeline (import, validate, version, window, split) and summarise it."""
@@ -190,17 +187,12 @@ def print_data_run_summary(run) -> None:
 
     run = Client().get_pipeline_run(run.id)
     steps = run.steps
-    imported = steps["import_dataset_step"].outputs["import_summary"][0].load()
     report = steps["validate_dataset_step"].outputs["validation_report"][0].load()
-    version = steps["version_data_step"].outputs["data_version"][0].load()
+    version = steps["validate_dataset_step"].outputs["validated_data_version"][0].load()
     split_meta = steps["split_windows_step"].outputs["split"][0].run_metadata
     windows_meta = steps["window_dataset_step"].outputs["windows"][0].run_metadata
     table = Table(title=f"data_pipeline run {run.name} ({run.status.value})", show_header=False)
-    table.add_row(
-        "dataset",
-        f"{imported['dataset']}: {imported['recordings']} recordings, "
-        f"{imported['subjects']} subjects, {imported['hours']:.2f} h",
-    )
+    table.add_row("dataset", dataset_line(report["dataset"]))
     table.add_row(
         "validation",
         f"{report['n_passed']}/{report['n_recordings']} passed, {len(report['quarantined'])} quarantined",
@@ -221,15 +213,117 @@ def print_data_run_summary(run) -> None:
     )
 
 
+def dataset_line(dataset: str) -> str:
+    """``dsads: 152 recordings, 8 subjects, 12.67 h`` from the dataset's index."""
+    from components.data.manifest import Manifest
+    from components.data.recordings import read_index
+
+    m = Manifest.load(data_dir() / dataset)
+    rows = read_index(data_dir() / dataset)
+    hours = sum(r["n_samples"] for r in rows) / m.sampling_rate_hz / 3600
+    return f"{dataset}: {len(rows)} recordings, {len({r['subject'] for r in rows})} subjects, {hours:.2f} h"
+
+
+@app.command("train")
+def train_cmd(
+    config: Path = typer.Option(REPO_ROOT / "configs" / "train.yaml", "-c", "--config", help="run config YAML"),
+    no_cache: bool = typer.Option(False, "--no-cache", help="re-run every step"),
+) -> None:
+    """Run train_pipeline: data -> model -> evaluation -> export -> gated promotion -> BentoML model."""
+    from pipelines.train_pipeline import train_pipeline
+
+    if not config.exists():
+        _fail(f"config {config} not found")
+    options: dict = {"config_path": str(config)}
+    if no_cache:
+        options["enable_cache"] = False
+    run = train_pipeline.with_options(**options)()
+    print_train_run_summary(run)
+
+
+def print_train_run_summary(run) -> None:
+    """Test metrics, the promotion decision with reasons, lineage ids and next commands."""
+    from zenml.client import Client
+
+    from components import tracking
+
+    run = Client().get_pipeline_run(run.id)
+    steps = run.steps
+    metrics = steps["evaluate_model_step"].outputs["test_metrics"][0].load()
+    decision = steps["promote_model_step"].outputs["promotion_decision"][0].load()
+    exported = steps["export_model_step"].outputs["exported_model"][0].run_metadata
+    bento = steps["package_model_step"].outputs["bento_model_tag"][0].load()
+    version = steps["validate_dataset_step"].outputs["validated_data_version"][0].load()
+    table = Table(title=f"train_pipeline run {run.name} ({run.status.value})", show_header=False)
+    table.add_row("data version", f"{version} (data.dvc)")
+    table.add_row("test subjects", ", ".join(metrics["test_subjects"]))
+    table.add_row(
+        "test macro-F1",
+        f"{metrics['macro_f1']:.4f}  (accuracy {metrics['accuracy']:.4f}, balanced {metrics['balanced_accuracy']:.4f})",
+    )
+    without = metrics.get("missing_modality_macro_f1") or {}
+    if without:
+        table.add_row("without modality", ", ".join(f"{m}: {v:.3f}" for m, v in without.items()))
+    table.add_row(
+        "int8",
+        f"macro-F1 {exported.get('int8_macro_f1', float('nan')):.4f}, "
+        f"{exported.get('int8_bytes')} bytes, p50 {exported.get('int8_latency_ms_p50', 0):.2f} ms",
+    )
+    colour = {"champion": "green", "challenger": "yellow"}.get(decision["outcome"], "red")
+    table.add_row("promotion", f"[{colour}]{decision['outcome']}[/]")
+    for reason in decision["reasons"]:
+        table.add_row("", reason)
+    table.add_row("MLflow run", decision["mlflow_run_id"])
+    table.add_row("registered", f"{decision['registered_model']} v{decision['registered_version']}")
+    table.add_row("BentoML model", bento or "unchanged (not promoted)")
+    cached = [name for name, s in steps.items() if s.status.value == "cached"]
+    table.add_row("cached steps", ", ".join(cached) or "none")
+    console.print(table)
+    console.print(
+        f"next: [bold]mlflow ui --backend-store-uri {tracking.tracking_uri()}[/] · "
+        "[bold]bentoml serve[/] · [bold]har lineage[/] · [bold]zenml login --local[/]"
+    )
+
+
+@app.command("lineage")
+def lineage_cmd(
+    ref: str | None = typer.Argument(
+        None,
+        help="registered version number, alias (champion, challenger, ...) "
+        "or BentoML model tag; default: the current champion",
+    ),
+    registered_model: str = typer.Option("cmd-har-dsads", "--model", "-m", help="MLflow registered model"),
+) -> None:
+    """Print the lineage chain: raw checksums -> data version -> runs -> metrics -> versions -> deployments."""
+    from components.lineage import LineageError, chain
+
+    try:
+        links = chain(registered_model, ref)
+    except LineageError as e:
+        _fail(str(e))
+    console.print(f"[bold]lineage of {registered_model} {ref or 'champion'}[/] (raw bytes -> deployment)")
+    for i, link in enumerate(links, 1):
+        console.print(f"{i}. [bold]{link.stage}[/]: {link.detail}", soft_wrap=True)
+        console.print(f"   [dim]inspect:[/] {link.inspect}", soft_wrap=True)
+
+
+def _register_benchmark() -> None:
+    """``har benchmark``: the cross-subject benchmark (plain torch; runs without the MLOps stack)."""
+    from components.benchmark.command import benchmark
+
+    app.command("benchmark")(benchmark)
+
+
+_register_benchmark()
+
+
 @app.command("version")
 def version() -> None:
     """Print the cmd-har version and where local state lives."""
     from components import __version__
 
     console.print(f"cmd-har {__version__}")
-    console.print(
-        f"repo {REPO_ROOT} · data {data_dir()} · ZenML config {os.environ.get('ZENML_CONFIG_PATH', '~')}"
-    )
+    console.print(f"repo {REPO_ROOT} · data {data_dir()} · ZenML config {os.environ.get('ZENML_CONFIG_PATH', '~')}")
 
 
 if __name__ == "__main__":

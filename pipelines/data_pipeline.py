@@ -1,14 +1,32 @@
-"""data_pipeline: import -> validate -> version -> window -> split."""
+"""data_pipeline: import -> version -> validate -> window -> split."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from zenml import pipeline
 
-from steps.import_dataset import import_dataset_step
+from steps.ingest_data import ingest_data_step
 from steps.split_windows import split_windows_step
 from steps.validate_dataset import validate_dataset_step
-from steps.version_data import version_data_step
 from steps.window_dataset import window_dataset_step
+
+
+def prepare_data(
+    dataset: str,
+    source: str | None,
+    subjects: list[str] | None,
+    validation: dict | None,
+    window: dict | None,
+    split: dict | None,
+    fold: int,
+    reimport: bool,
+) -> Any:
+    """Wire the data steps (shared by every pipeline); returns the split artifact."""
+    version = ingest_data_step(dataset=dataset, source=source, subjects=subjects, reimport=reimport)
+    validated, _, _ = validate_dataset_step(dataset=dataset, data_version=version, validation=validation)
+    windows = window_dataset_step(dataset=dataset, data_version=validated, window=window)
+    return split_windows_step(windows, split=split, fold=fold)
 
 
 @pipeline(name="data_pipeline")
@@ -21,9 +39,5 @@ def data_pipeline(
     split: dict | None = None,
     fold: int = 0,
 ) -> None:
-    """Raw public dataset -> validated, versioned, windowed, subject-wise split."""
-    summary = import_dataset_step(dataset=dataset, source=source, subjects=subjects)
-    report, _ = validate_dataset_step(summary, validation=validation)
-    version = version_data_step(report)
-    windows = window_dataset_step(dataset=dataset, data_version=version, window=window)
-    split_windows_step(windows, split=split, fold=fold)
+    """Raw public dataset -> (re)imported, versioned, validated, windowed, subject-wise split."""
+    prepare_data(dataset, source, subjects, validation, window, split, fold, reimport=True)

@@ -1,7 +1,14 @@
-"""ZenML materializers for window sets and splits: npz + JSON, never pickles."""
+"""ZenML materializers: window sets, splits, trained and exported models.
+
+Everything is stored as npz / JSON / ONNX / a torch state dict, never as a pickle.
+Content hashes are derived from provenance (data.dvc md5, window and split config),
+so ZenML's cache keys on what the data *is*, not on artifact ids or file paths.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import tempfile
 from typing import Any, ClassVar
@@ -12,6 +19,8 @@ from zenml.materializers.base_materializer import BaseMaterializer
 
 from components.data.splitting import SplitWindows
 from components.data.windows import WindowSet
+from components.export.bundle import ExportedModel
+from components.training.trained import TrainedModel
 
 
 def _copy_dir_to(local: str, uri: str) -> None:
@@ -24,6 +33,27 @@ def _copy_dir_from(uri: str, local: str) -> None:
     for name in fileio.listdir(uri):
         name = name.decode() if isinstance(name, bytes) else name
         fileio.copy(os.path.join(uri, name), os.path.join(local, name), overwrite=True)
+
+
+def _hash(*parts: Any) -> str:
+    return hashlib.md5(json.dumps(parts, sort_keys=True, default=str).encode(), usedforsecurity=False).hexdigest()
+
+
+class _FolderMaterializer(BaseMaterializer):
+    """Saves objects that know how to ``save(folder)`` / ``load(folder)`` themselves."""
+
+    SKIP_REGISTRATION: ClassVar[bool] = True
+    ASSOCIATED_ARTIFACT_TYPE: ClassVar[ArtifactType] = ArtifactType.DATA
+
+    def save(self, data: Any) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            data.save(tmp)
+            _copy_dir_to(tmp, self.uri)
+
+    def load(self, data_type: type[Any]) -> Any:
+        with tempfile.TemporaryDirectory() as tmp:
+            _copy_dir_from(self.uri, tmp)
+            return self.ASSOCIATED_TYPES[0].load(tmp)
 
 
 class WindowSetMaterializer(BaseMaterializer):
@@ -42,6 +72,9 @@ class WindowSetMaterializer(BaseMaterializer):
             _copy_dir_from(self.uri, tmp)
             return WindowSet.load(os.path.join(tmp, "windows.npz"))
 
+    def compute_content_hash(self, data: WindowSet) -> str:
+        return _hash("windows", data.provenance, data.x.shape, data.channel_names, data.label_names)
+
     def extract_metadata(self, data: WindowSet) -> dict[str, Any]:
         return {
             "windows": len(data),
@@ -53,21 +86,14 @@ class WindowSetMaterializer(BaseMaterializer):
         }
 
 
-class SplitWindowsMaterializer(BaseMaterializer):
+class SplitWindowsMaterializer(_FolderMaterializer):
     """Stores a :class:`SplitWindows` as ``train/val/test.npz`` + ``split.json``."""
 
+    SKIP_REGISTRATION: ClassVar[bool] = False
     ASSOCIATED_TYPES: ClassVar[tuple[type[Any], ...]] = (SplitWindows,)
-    ASSOCIATED_ARTIFACT_TYPE: ClassVar[ArtifactType] = ArtifactType.DATA
 
-    def save(self, data: SplitWindows) -> None:
-        with tempfile.TemporaryDirectory() as tmp:
-            data.save(tmp)
-            _copy_dir_to(tmp, self.uri)
-
-    def load(self, data_type: type[Any]) -> SplitWindows:
-        with tempfile.TemporaryDirectory() as tmp:
-            _copy_dir_from(self.uri, tmp)
-            return SplitWindows.load(tmp)
+    def compute_content_hash(self, data: SplitWindows) -> str:
+        return _hash("split", data.provenance, data.fold, data.standardizer, len(data.train), len(data.test))
 
     def extract_metadata(self, data: SplitWindows) -> dict[str, Any]:
         s = data.summary()
@@ -81,3 +107,28 @@ class SplitWindowsMaterializer(BaseMaterializer):
             "test_windows": s["test"]["windows"],
             "data_version": str(data.provenance.get("data_version")),
         }
+
+
+class TrainedModelMaterializer(_FolderMaterializer):
+    """Stores a :class:`TrainedModel`: state dict + architecture/preprocessing JSON."""
+
+    SKIP_REGISTRATION: ClassVar[bool] = False
+    ASSOCIATED_TYPES: ClassVar[tuple[type[Any], ...]] = (TrainedModel,)
+    ASSOCIATED_ARTIFACT_TYPE: ClassVar[ArtifactType] = ArtifactType.MODEL
+
+    def extract_metadata(self, data: TrainedModel) -> dict[str, Any]:
+        return {
+            "architecture": data.name,
+            **{k: v for k, v in data.summary.items() if isinstance(v, int | float | str)},
+        }
+
+
+class ExportedModelMaterializer(_FolderMaterializer):
+    """Stores an :class:`ExportedModel`: model.onnx, model.int8.onnx and JSON sidecars."""
+
+    SKIP_REGISTRATION: ClassVar[bool] = False
+    ASSOCIATED_TYPES: ClassVar[tuple[type[Any], ...]] = (ExportedModel,)
+    ASSOCIATED_ARTIFACT_TYPE: ClassVar[ArtifactType] = ArtifactType.MODEL
+
+    def extract_metadata(self, data: ExportedModel) -> dict[str, Any]:
+        return {k: v for k, v in data.report.items() if isinstance(v, int | float | str)}

@@ -26,9 +26,7 @@ def split_windows_step(
         fold: which fold of a multi-fold protocol this run trains on.
     """
     cfg = build(SplitConfig, split)
-    splits = (
-        source_splits(data_dir() / windows.provenance["dataset"]) if cfg.protocol == "predefined" else None
-    )
+    splits = source_splits(data_dir() / windows.provenance["dataset"]) if cfg.protocol == "predefined" else None
     folds = split_windows(windows, cfg, splits)
     if not 0 <= fold < len(folds):
         raise ValueError(f"fold {fold} out of range: protocol {cfg.protocol} has {len(folds)} folds")

@@ -18,9 +18,7 @@ BY_VALUE = CachePolicy(include_artifact_ids=False)
 
 
 @step(cache_policy=BY_VALUE, output_materializers=WindowSetMaterializer)
-def window_dataset_step(
-    dataset: str, data_version: str, window: dict | None = None
-) -> Annotated[WindowSet, "windows"]:
+def window_dataset_step(dataset: str, data_version: str, window: dict | None = None) -> Annotated[WindowSet, "windows"]:
     """Window every recording of ``data/<dataset>/``.
 
     Args:

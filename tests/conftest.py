@@ -9,6 +9,8 @@ Session-scoped, imported once into a temp data folder:
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +62,48 @@ def dsads_small_windows(small_data_dir) -> WindowSet:
 
     Modality groups acc/gyro/mag (15 channels each).
     """
-    return only_present_labels(
-        window_dataset(small_data_dir / "dsads", WindowConfig(length_s=3.0, overlap=0.5))
+    return only_present_labels(window_dataset(small_data_dir / "dsads", WindowConfig(length_s=3.0, overlap=0.5)))
+
+
+QUIET_ENV = {
+    "ZENML_ANALYTICS_OPT_IN": "false",
+    "ZENML_LOGGING_VERBOSITY": "WARNING",
+    "ZENML_ENABLE_RICH_TRACEBACK": "false",
+    "GX_ANALYTICS_ENABLED": "false",
+    "DVC_NO_ANALYTICS": "1",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "BENTOML_DO_NOT_TRACK": "true",
+    "COLUMNS": "250",  # keep rich tables on one line per row
+}
+
+
+def dvc_project(root: Path) -> Path:
+    """A fresh DVC project (no git) holding a future ``data/``."""
+    root.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [sys.executable, "-m", "dvc", "init", "--no-scm", "-q"],
+        cwd=root,
+        check=True,
+        env={**os.environ, **QUIET_ENV},
     )
+    return root
+
+
+def isolated_env(root: Path) -> dict[str, str]:
+    """Environment for running `har` in subprocesses without touching the checkout's state:
+    own data project, ZenML config + repository, MLflow store and BentoML home."""
+    project = dvc_project(root / "proj")
+    zen_repo = root / "zen-repo"
+    zen_repo.mkdir()
+    env = {
+        **os.environ,
+        **QUIET_ENV,
+        "HAR_DATA_DIR": str(project / "data"),
+        "ZENML_CONFIG_PATH": str(root / "zen-config"),
+        "ZENML_REPOSITORY_PATH": str(zen_repo),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}",
+        "BENTOML_HOME": str(root / "bentoml"),
+    }
+    zenml = str(Path(sys.executable).parent / "zenml")
+    subprocess.run([zenml, "init"], cwd=zen_repo, env=env, check=True, capture_output=True)
+    return env

@@ -26,9 +26,7 @@ DSADS_FULL = InputSpec(
     n_channels=45,
     window_len=75,
     n_classes=19,
-    modality_groups={
-        m: [i for i in range(45) if (i // 3) % 3 == k] for k, m in enumerate(("acc", "gyro", "mag"))
-    },
+    modality_groups={m: [i for i in range(45) if (i // 3) % 3 == k] for k, m in enumerate(("acc", "gyro", "mag"))},
 )
 
 
@@ -46,9 +44,7 @@ def _standardise(train: WindowSet, *others: WindowSet) -> list[np.ndarray]:
 def _per_class_subset(ws: WindowSet, per_class: int, seed: int) -> WindowSet:
     """``per_class`` random windows of every class (keeps the CPU tests short)."""
     rng = np.random.default_rng(seed)
-    idx = np.concatenate(
-        [rng.choice(np.flatnonzero(ws.y == c), per_class, replace=False) for c in np.unique(ws.y)]
-    )
+    idx = np.concatenate([rng.choice(np.flatnonzero(ws.y == c), per_class, replace=False) for c in np.unique(ws.y)])
     return ws.select(np.sort(idx))
 
 

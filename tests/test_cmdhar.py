@@ -7,7 +7,15 @@ import pytest
 import torch
 
 from components.models import losses
-from components.models.cmdhar import CMDHAR, CMDHAROutput, count_parameters
+from components.models.cmdhar import (
+    CMDHAR,
+    CMDHAROutput,
+    ParamSlice,
+    _cmd_pairs,
+    _depthwise_conv,
+    _soft_orth_pairs,
+    count_parameters,
+)
 from components.models.registry import MODEL_NAMES, build_model, load_model, save_model
 from components.models.spec import InputSpec
 
@@ -28,8 +36,7 @@ DSADS_FULL = InputSpec(
     window_len=75,
     n_classes=19,
     modality_groups={
-        m: [p * 9 + s * 3 + a for p in range(5) for a in range(3)]
-        for s, m in enumerate(["acc", "gyro", "mag"])
+        m: [p * 9 + s * 3 + a for p in range(5) for a in range(3)] for s, m in enumerate(["acc", "gyro", "mag"])
     },
 )
 
@@ -59,12 +66,11 @@ def test_forward_shapes(fixture, request):
 
 def test_param_counts():
     counts = {
-        name: count_parameters(build_model(name, DSADS_FULL))
-        for name in MODEL_NAMES
-        if name.startswith("cmdhar")
+        name: count_parameters(build_model(name, DSADS_FULL)) for name in MODEL_NAMES if name.startswith("cmdhar")
     }
     print("\nCMD-HAR parameters on DSADS (45 ch, 75 samples, 19 classes):", counts)
     assert counts["cmdhar"] < 40_000
+    assert counts["cmdhar"] <= 0.63 * count_parameters(build_model("tinyhar", DSADS_FULL))  # issue target
     assert counts["cmdhar-no-modulation"] == counts["cmdhar"]
     assert all(v < counts["cmdhar"] for k, v in counts.items() if k not in ("cmdhar", "cmdhar-no-modulation"))
 
@@ -178,3 +184,68 @@ def test_onnx_export(tmp_path, dsads_small_windows):
             want = model(xb).numpy()
         assert got.shape == want.shape
         assert np.abs(got - want).max() <= 1e-4
+
+
+def test_batched_losses_match_reference():
+    """The batched sim/diff of forward_train equal the per-pair losses.cmd / soft_orthogonality."""
+    torch.manual_seed(0)
+    hc, hp = torch.rand(3, 32, 8), torch.rand(3, 32, 8)
+    pi, pj = torch.tensor([0, 0, 1]), torch.tensor([1, 2, 2])
+    pairs = list(zip(pi.tolist(), pj.tolist(), strict=True))
+    want_sim = sum(losses.cmd(hc[i], hc[j], 5) for i, j in pairs) / 3
+    torch.testing.assert_close(_cmd_pairs(hc, pi, pj, 5), want_sim, rtol=1e-5, atol=1e-6)
+    terms = [losses.soft_orthogonality(hp[i], hc[i]) for i in range(3)]
+    terms += [losses.soft_orthogonality(hp[i], hp[j]) for i, j in pairs]
+    got = _soft_orth_pairs(torch.cat([hp, hp[pi]]), torch.cat([hc, hp[pj]]))
+    torch.testing.assert_close(got, sum(terms) / len(terms), rtol=1e-5, atol=1e-7)
+
+
+def test_unequal_groups_are_padded_and_masked():
+    """Groups of different sizes (+ a leftover channel) share one batched encoder."""
+    spec = InputSpec(n_channels=7, window_len=50, n_classes=4, modality_groups={"a": [0, 1, 2], "b": [3, 4], "c": [5]})
+    torch.manual_seed(0)
+    model = CMDHAR(spec).eval()
+    assert model.input_groups == ["a", "b", "c", "other"] and model.encoders.padded
+    x = torch.randn(3, 7, 50)
+    mask = torch.tensor([[1.0, 0.0, 1.0, 1.0]] * 3)
+    with torch.no_grad():
+        full, ones = model(x), model(x, torch.ones(3, 4))
+        x2 = x.clone()
+        x2[:, 3:5] = float("nan")  # absent modality "b"
+        masked, masked2 = model(x, mask), model(x2, mask)
+    torch.testing.assert_close(full, ones, rtol=0, atol=1e-6)  # no mask == all present
+    torch.testing.assert_close(masked, masked2, rtol=0, atol=1e-6)
+    out = model.train().forward_train(x)
+    assert out.aux_logits.shape == (4, 3, 4) and torch.isfinite(out.sim + out.diff + out.recon)
+
+
+def test_depthwise_fast_path_is_the_same_function():
+    torch.manual_seed(0)
+    x, w = torch.randn(4, 6, 1, 11), torch.randn(6, 1, 1, 5)
+    torch.testing.assert_close(_depthwise_conv(x, w, 2, True), _depthwise_conv(x, w, 2, False))
+
+
+def test_encoder_parameters_are_disjoint_modality_rows(basicmotions_windows):
+    spec = InputSpec.from_windows(basicmotions_windows)
+    model = CMDHAR(spec)
+    params = model.encoder_parameters()
+    assert list(params) == ["acc", "gyro"] and all(isinstance(p, ParamSlice) for p in params["acc"])
+    # every (parameter, row) is owned by exactly one modality
+    owners: dict[tuple[int, int], str] = {}
+    for name, plist in params.items():
+        for p in plist:
+            for row in range(p.param.shape[0])[p.rows]:
+                assert (id(p.param), row) not in owners
+                owners[id(p.param), row] = name
+    for p in [*model.encoders.parameters(), model.w_private, model.b_private]:
+        assert all((id(p), r) in owners for r in range(p.shape[0]))
+    # the shared encoder, fusion and heads are never modality parameters
+    assert not {id(q) for q in model.shared.parameters()} & {k[0] for k in owners}
+    x = torch.from_numpy(basicmotions_windows.x[:4])
+    model.train().forward_train(x).logits.sum().backward()
+    acc0 = params["acc"][0]
+    g_gyro = params["gyro"][0].grad.clone()
+    acc0.grad.mul_(0.5)  # in place on the view: only the acc rows change
+    torch.testing.assert_close(params["gyro"][0].grad, g_gyro)
+    acc0.grad = torch.zeros_like(acc0.grad)
+    assert float(acc0.param.grad[acc0.rows].abs().sum()) == 0.0

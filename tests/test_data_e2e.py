@@ -6,7 +6,6 @@ isolated config dir and repository, so the checkout's own state is never touched
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -19,32 +18,13 @@ from typer.testing import CliRunner
 from components.cli import app
 from components.data.importers import import_dataset
 from components.data.versioning import data_version, is_up_to_date, version_data
-from tests.conftest import REPO_ROOT
-
-QUIET = {
-    "ZENML_ANALYTICS_OPT_IN": "false",
-    "ZENML_LOGGING_VERBOSITY": "WARNING",
-    "GX_ANALYTICS_ENABLED": "false",
-    "DVC_NO_ANALYTICS": "1",
-    "ZENML_ENABLE_RICH_TRACEBACK": "false",
-}
-
-
-def _dvc_project(root: Path) -> Path:
-    root.mkdir(parents=True, exist_ok=True)
-    subprocess.run(
-        [sys.executable, "-m", "dvc", "init", "--no-scm", "-q"],
-        cwd=root,
-        check=True,
-        env={**os.environ, **QUIET},
-    )
-    return root
+from tests.conftest import REPO_ROOT, dvc_project, isolated_env
 
 
 @pytest.mark.slow
 def test_default_import_reproduces_committed_data_dvc(tmp_path):
     """`har data import dsads` on a fresh machine gives exactly the committed data version."""
-    project = _dvc_project(tmp_path / "proj")
+    project = dvc_project(tmp_path / "proj")
     shutil.copy(REPO_ROOT / "data.dvc", project / "data.dvc")
     committed = (project / "data.dvc").read_text()
     import_dataset("dsads", project / "data", jobs=2)
@@ -54,7 +34,7 @@ def test_default_import_reproduces_committed_data_dvc(tmp_path):
 
 
 def test_cli_import_validate_version_status(tmp_path, monkeypatch):
-    project = _dvc_project(tmp_path / "proj")
+    project = dvc_project(tmp_path / "proj")
     monkeypatch.setenv("HAR_DATA_DIR", str(project / "data"))
     monkeypatch.setenv("HAR_ARTIFACTS_DIR", str(tmp_path / "artifacts"))
     runner = CliRunner()
@@ -82,23 +62,8 @@ def test_cli_import_validate_version_status(tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_data_pipeline_end_to_end_and_cache(tmp_path):
     """`har data pipeline` (what `make run` runs) on a 3-subject DSADS subset, twice."""
-    project = _dvc_project(tmp_path / "proj")
-    zen_repo = tmp_path / "zen-repo"
-    zen_repo.mkdir()
-    env = {
-        **os.environ,
-        **QUIET,
-        "HAR_DATA_DIR": str(project / "data"),
-        "ZENML_CONFIG_PATH": str(tmp_path / "zen-config"),
-        "ZENML_REPOSITORY_PATH": str(zen_repo),
-    }
-    subprocess.run(
-        [str(Path(sys.executable).parent / "zenml"), "init"],
-        cwd=zen_repo,
-        env=env,
-        check=True,
-        capture_output=True,
-    )
+    env = isolated_env(tmp_path)
+    project = Path(env["HAR_DATA_DIR"]).parent
     config = yaml.safe_load((REPO_ROOT / "configs" / "data.yaml").read_text())
     config["parameters"].update(
         subjects=["1", "2", "3"], split={"protocol": "holdout", "test_subjects": ["3"], "val_subjects": ["2"]}
@@ -120,5 +85,6 @@ def test_data_pipeline_end_to_end_and_cache(tmp_path):
     second = subprocess.run(har, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert second.returncode == 0, second.stdout + second.stderr
     out = " ".join(second.stdout.split())
-    assert "cached steps │ window_dataset_step, split_windows_step" in out  # same data version + config
+    # same data version + config: everything after the (always-run) ingest is reused
+    assert "cached steps │ validate_dataset_step, window_dataset_step, split_windows_step" in out
     assert data_version(project) == version

@@ -16,9 +16,7 @@ from tests.conftest import DATASETS_DIR, DSADS_SMALL
 
 
 def _tree_bytes(folder):
-    return {
-        p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
-    }
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def test_dsads_subset_canonical_format(small_data_dir):

@@ -60,9 +60,7 @@ def test_download_verifies_tree_digest(tmp_path):
     out = download_and_verify(get_source("basicmotions"), dest, url=archive.as_uri())
     assert out == dest
     assert sorted(p.name for p in dest.glob("*.ts")) == ["BasicMotions_TEST.ts", "BasicMotions_TRAIN.ts"]
-    assert verify_raw_dir(dest, get_source("basicmotions")) == {
-        "tree_digest": get_source("basicmotions").tree_digest
-    }
+    assert verify_raw_dir(dest, get_source("basicmotions")) == {"tree_digest": get_source("basicmotions").tree_digest}
 
 
 def test_download_with_bad_checksum_writes_nothing(tmp_path):

@@ -153,9 +153,7 @@ def test_too_many_failures_moves_nothing(dsads_copy):
     for name, fault in [("s01_a01", nan_burst), ("s01_a09", wrong_rate), ("s01_a12", unknown_label)]:
         fault(dataset / "recordings" / f"{name}.parquet")
     before = _bytes(dataset)
-    with pytest.raises(
-        ValidationFailed, match=r"3/6 recordings \(50%\) failed validation.*nothing was moved"
-    ):
+    with pytest.raises(ValidationFailed, match=r"3/6 recordings \(50%\) failed validation.*nothing was moved"):
         validate_dataset(dataset, ValidationConfig(max_quarantine_share=0.2))
     assert _bytes(dataset) == before
     assert not (dsads_copy / "quarantine").exists()

@@ -176,9 +176,7 @@ class SplitWindows:
             train=WindowSet.load(folder / "train.npz"),
             val=WindowSet.load(folder / "val.npz"),
             test=WindowSet.load(folder / "test.npz"),
-            fold=Fold(
-                fold["name"], tuple(fold["train"]), tuple(fold["val"]), tuple(fold["test"]), fold["by"]
-            ),
+            fold=Fold(fold["name"], tuple(fold["train"]), tuple(fold["val"]), tuple(fold["test"]), fold["by"]),
             standardizer=Standardizer(**meta["standardizer"]),
             provenance=meta["provenance"],
         )
@@ -211,9 +209,7 @@ def predefined_fold(recording_splits: dict[str, str], val_share: float, seed: in
     if not train or not test:
         raise SplitError("predefined protocol needs recordings marked train and test (extra.split)")
     val = _pick_val(train, val_share, np.random.default_rng(seed))
-    return Fold(
-        "predefined", tuple(r for r in train if r not in val), tuple(val), tuple(test), by="recording"
-    )
+    return Fold("predefined", tuple(r for r in train if r not in val), tuple(val), tuple(test), by="recording")
 
 
 def split_windows(

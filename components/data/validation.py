@@ -237,10 +237,7 @@ class RecordingValidator:
         out = {c: x for c, x in out.items() if len(x)}
         examples = {c: [_jsonable(e) for e in x[:3]] for c, x in out.items()}
         limits = {c: round(lim[c], 3) for c in out}
-        msg = (
-            f"values outside the physical range in channels {sorted(out)}: "
-            f"e.g. {examples} (limits +-{limits})"
-        )
+        msg = f"values outside the physical range in channels {sorted(out)}: e.g. {examples} (limits +-{limits})"
         return {"expectation": kind, "column": sorted(out), "message": msg, "examples": examples}
 
 
@@ -277,8 +274,7 @@ def describe_failure(r: Any, manifest: Manifest) -> dict[str, Any]:
         msg = f"{count} NaN/null values in channel {column!r} (max ratio {1 - kwargs.get('mostly', 1.0):.3g})"
     elif kind == "expect_column_values_to_be_between":
         msg = (
-            f"{count} values of {column!r} outside the physical range +-{kwargs.get('max_value'):.6g}, "
-            f"e.g. {examples}"
+            f"{count} values of {column!r} outside the physical range +-{kwargs.get('max_value'):.6g}, e.g. {examples}"
         )
     elif kind == "expect_column_values_to_be_in_set":
         msg = f"{count} labels not in the vocabulary, e.g. {sorted(set(map(str, examples)))}"
@@ -405,9 +401,7 @@ def quarantine_recordings(dataset_dir: Path, dataset: str, bad: list[RecordingRe
     qdir.mkdir(parents=True, exist_ok=True)
     for r in bad:
         src = dataset_dir / "recordings" / r.file
-        atomic_write_text(
-            qdir / f"{r.recording_id}.report.json", json.dumps(asdict(r), indent=2, sort_keys=True)
-        )
+        atomic_write_text(qdir / f"{r.recording_id}.report.json", json.dumps(asdict(r), indent=2, sort_keys=True))
         atomic_write_text(qdir / f"{r.recording_id}.report.md", markdown_report(dataset, [r]))
         if src.exists():
             os.replace(src, qdir / r.file)

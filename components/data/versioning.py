@@ -32,9 +32,7 @@ class VersioningError(RuntimeError):
 
 def _dvc(args: list[str], repo: Path) -> str:
     env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "dvc", *args], cwd=repo, env=env, capture_output=True, text=True
-    )
+    proc = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=repo, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         raise VersioningError(f"dvc {' '.join(args)} failed in {repo}:\n{proc.stdout}{proc.stderr}")
     return proc.stdout

@@ -89,9 +89,7 @@ def plot_confusion_matrix(
     ax = axes[0, 0]
     vmax = 1.0 if normalize else max(float(values.max()), 1.0)
     im = ax.imshow(values, cmap="Blues", vmin=0.0, vmax=vmax, interpolation="nearest")
-    fig.colorbar(
-        im, ax=ax, fraction=0.046, pad=0.04, label="fraction of true class" if normalize else "count"
-    )
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="fraction of true class" if normalize else "count")
     ax.set_xticks(range(k), names, rotation=45, ha="right", rotation_mode="anchor")
     ax.set_yticks(range(k), names)
     ax.set_xlabel("predicted")
@@ -132,9 +130,7 @@ def plot_per_class_f1(
     for y, v in enumerate(f1[order]):
         ax.text(min(v + 0.01, 0.93), y, f"{v:.2f}", va="center", fontsize=8)
     if k:
-        ax.axvline(
-            float(f1.mean()), color="tab:red", linestyle="--", linewidth=1, label=f"mean {f1.mean():.3f}"
-        )
+        ax.axvline(float(f1.mean()), color="tab:red", linestyle="--", linewidth=1, label=f"mean {f1.mean():.3f}")
         ax.legend(loc="lower right", fontsize=8)
     ax.set_xlim(0.0, 1.0)
     ax.set_xlabel("F1")
@@ -213,9 +209,7 @@ def plot_learning_curves(
 # -- modality balance --------------------------------------------------------------------
 
 
-def _dict_series(
-    history: Sequence[Mapping[str, Any]], key: str
-) -> dict[str, tuple[list[float], list[float]]]:
+def _dict_series(history: Sequence[Mapping[str, Any]], key: str) -> dict[str, tuple[list[float], list[float]]]:
     out: dict[str, tuple[list[float], list[float]]] = {}
     for i, entry in enumerate(history):
         d = entry.get(key)

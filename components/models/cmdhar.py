@@ -13,16 +13,27 @@ A reconstruction of the architecture described in arXiv 2503.21843 (no public co
    (``h_p = P_m(u_m)``), trained with CMD similarity, soft-orthogonality difference
    and reconstruction losses (see :mod:`components.models.losses`).
 3. *Fusion* - a 1-layer transformer encoder over the ``2M`` tokens
-   ``[h_p^1..h_p^M, h_c^1..h_c^M]`` (+ modality and type embeddings), masked
+   ``[h_p^1..h_p^M, h_c^1..h_c^M]`` (+ per-token modality/type embeddings), masked
    attention pooling, MLP classifier.
 4. *Auxiliary heads* - one linear classifier per modality on ``h_p + h_c``, used for
    the multi-task loss and for OGM-GE gradient-modulation scores.
+
+**Batched modalities.** The M modality encoders have separate weights but run as *one*
+set of ops: every per-modality weight is stored with the modality as its leading
+(``M * k`` rows, modality-major) axis, convolutions are grouped with ``groups=M``,
+per-modality linear layers are batched matmuls over an ``M`` axis. Groups of unequal
+size are padded to the largest group with an all-zero channel that is masked out of
+channel attention and pooling. This is numerically the same model family as M
+separate encoders, with ~M times fewer (and larger) kernels - which is what matters
+for batch-1 CPU latency and training speed. :meth:`CMDHAR.encoder_parameters` hands
+each modality its rows of those tensors (:class:`ParamSlice`), so OGM-GE still scales
+each modality's gradients separately.
 
 ``forward(x, modality_mask=None) -> logits`` is what is exported and served;
 ``forward_train`` also returns the auxiliary logits and the representation losses.
 Absent modalities (``modality_mask == 0``) are zeroed at the input, their tokens are
 zeroed, and they are removed from every fusion attention with an additive ``-1e4``
-mask (no Python control flow, so ONNX export keeps it).
+mask (no Python control flow on tensor values, so ONNX export keeps it).
 """
 
 from __future__ import annotations
@@ -34,47 +45,213 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from components.models import losses
 from components.models.spec import InputSpec
 
 NEG = -1e4  # additive attention mask value: exp(-1e4) == 0 in float32, never NaN
 
 
-# ---------------------------------------------------------------------------------
-# building blocks
-# ---------------------------------------------------------------------------------
-class SplitAttnBlock(nn.Module):
-    """Depthwise-separable temporal conv with ResNeSt split (radix) attention.
+class ParamSlice:
+    """One modality's rows ``param[rows]`` of a batched (modality-major) parameter.
 
-    ``(N, ch, L) -> (N, ch, L)``: pointwise *channel expansion* ``ch -> radix*ch``,
-    depthwise temporal conv on every expanded channel, then the ``radix`` splits are
-    mixed with per-channel softmax weights computed from their pooled sum.
+    Duck-types the bits of ``nn.Parameter`` that gradient modulation uses: ``grad``
+    is a *view* into ``param.grad`` (so in-place scaling only touches this modality's
+    rows; assigning to it copies into those rows), ``dim()``, ``numel()``, ``shape``.
     """
 
-    def __init__(self, ch: int, radix: int = 2, kernel: int = 5, reduction: int = 2):
+    __slots__ = ("param", "rows")
+
+    def __init__(self, param: nn.Parameter, rows: slice):
+        self.param, self.rows = param, rows
+
+    @property
+    def grad(self) -> torch.Tensor | None:
+        g = self.param.grad
+        return None if g is None else g[self.rows]
+
+    @grad.setter
+    def grad(self, value: torch.Tensor | None) -> None:
+        with torch.no_grad():
+            if self.param.grad is None:
+                self.param.grad = torch.zeros_like(self.param)
+            self.param.grad[self.rows] = 0.0 if value is None else value
+
+    @property
+    def data(self) -> torch.Tensor:
+        return self.param.data[self.rows]
+
+    @property
+    def shape(self) -> torch.Size:
+        return self.data.shape
+
+    def dim(self) -> int:
+        return self.data.dim()
+
+    def numel(self) -> int:
+        return self.data.numel()
+
+    def __repr__(self) -> str:
+        return f"ParamSlice(shape={tuple(self.shape)}, rows={self.rows})"
+
+
+def _batched(m: int, *shape: int, std: float | None = None, fill: float | None = None) -> nn.Parameter:
+    """A ``(m, *shape)`` parameter: N(0, std) (default ``1/sqrt(shape[0])``) or a constant."""
+    if fill is not None:
+        return nn.Parameter(torch.full((m, *shape), float(fill)))
+    std = 1.0 / math.sqrt(3 * shape[0]) if std is None else std  # nn.Linear-like (kaiming-uniform a=sqrt(5))
+    return nn.Parameter(torch.randn(m, *shape) * std)
+
+
+# ---------------------------------------------------------------------------------
+# batched (all modalities at once) modality encoder
+# ---------------------------------------------------------------------------------
+def _depthwise_conv(x: torch.Tensor, weight: torch.Tensor, padding: int, fast_backward: bool) -> torch.Tensor:
+    """Depthwise temporal ``conv2d(x, weight, groups=C)`` on ``(N, C, 1, L)``.
+
+    ``fast_backward`` runs it in channels-last memory format (same numbers): on CPU that
+    kernel's backward is ~4x faster, so training uses it; eval/export keeps the plain
+    ``Conv`` node.
+    """
+    if fast_backward:
+        x = x.contiguous(memory_format=torch.channels_last)
+    y = F.conv2d(x, weight, padding=(0, padding), groups=x.shape[1])
+    return y.contiguous() if fast_backward else y
+
+
+class SplitAttnBlock(nn.Module):
+    """Depthwise-separable temporal conv with ResNeSt split (radix) attention, M modalities.
+
+    ``(N, M*F, 1, L) -> (N, M*F, 1, L)``: per modality, a depthwise temporal conv + BN,
+    then pointwise *channel expansion* ``F -> R*F`` + ReLU; the ``R`` splits are mixed
+    with per-channel softmax weights computed (2-layer bottleneck) from the time means
+    of all splits; residual, ReLU. Pointwise layers are batched matmuls over the
+    modality axis (one kernel for all modalities, cheaper than grouped convs in both
+    torch and ONNX Runtime); the depthwise conv is a 2-D conv with a ``(1, k)`` kernel
+    (ONNX Runtime has fast blocked kernels for those, not for 1-D). With ``radix == 2``
+    the softmax over the two splits is computed as ``sigmoid(l_0 - l_1)`` (the same
+    function; ``fc2`` outputs the difference directly).
+    """
+
+    def __init__(self, m: int, f: int, radix: int = 2, kernel: int = 5, hidden: int = 8):
         super().__init__()
-        self.ch, self.radix = ch, radix
-        hidden = max(ch // reduction, 4)
-        self.expand = nn.Conv1d(ch, ch * radix, 1, bias=False)
-        self.dw = nn.Conv1d(
-            ch * radix, ch * radix, kernel, padding=kernel // 2, groups=ch * radix, bias=False
-        )
-        self.bn = nn.BatchNorm1d(ch * radix)
-        self.fc1 = nn.Conv1d(ch, hidden, 1)
-        self.fc2 = nn.Conv1d(hidden, ch * radix, 1)
-        self.bn_out = nn.BatchNorm1d(ch)
+        self.m, self.f, self.radix, self.pad = m, f, radix, kernel // 2
+        n_att = f if radix == 2 else radix * f
+        self.dw_weight = nn.Parameter(torch.empty(m * f, 1, 1, kernel))
+        nn.init.kaiming_uniform_(self.dw_weight, a=math.sqrt(5))
+        self.bn = nn.BatchNorm2d(m * f)
+        self.w_expand = _batched(m, radix * f, f, std=math.sqrt(2.0 / f))  # rows ordered (R, F)
+        self.w_fc1 = _batched(m, radix * f, hidden, std=1.0 / math.sqrt(radix * f))  # every split's mean
+        self.b_fc1 = _batched(m, 1, hidden, fill=0.0)
+        self.w_fc2 = _batched(m, hidden, n_att, std=1.0 / math.sqrt(hidden))
+        self.b_fc2 = _batched(m, 1, n_att, fill=0.0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, _, length = x.shape
-        s = F.relu(self.bn(self.dw(self.expand(x))))  # (N, R*ch, L)
-        splits = s.reshape(n, self.radix, self.ch, length)  # (N, R, ch, L)
-        gap = splits.sum(1).mean(-1, keepdim=True)  # (N, ch, 1)
-        att = self.fc2(F.relu(self.fc1(gap)))  # (N, R*ch, 1)
-        att = att.reshape(n, self.radix, self.ch, 1).softmax(dim=1)  # softmax over radix
-        out = (att * splits).sum(1)  # (N, ch, L)
-        return F.relu(x + self.bn_out(out))
+        n, _, _, length = x.shape
+        m, f, r = self.m, self.f, self.radix
+        fast = self.training and x.device.type == "cpu"
+        z = self.bn(_depthwise_conv(x, self.dw_weight, self.pad, fast)).reshape(n, m, f, length)
+        s = F.relu(torch.matmul(self.w_expand, z))  # (N, M, R*F, L)
+        gap = s.mean(-1).transpose(0, 1)  # (M, N, R*F)
+        h = F.relu(torch.baddbmm(self.b_fc1, gap, self.w_fc1))  # (M, N, hidden)
+        logit = torch.baddbmm(self.b_fc2, h, self.w_fc2).transpose(0, 1).unsqueeze(-1)  # (N, M, F or R*F, 1)
+        if r == 2:
+            a = torch.sigmoid(logit)  # weight of split 0; split 1 gets 1 - a
+            s0, s1 = torch.split(s, [f, f], dim=2)  # (N, M, F, L) each
+            out = s1 + a * (s0 - s1)
+        else:
+            att = logit.reshape(n, m, r, f, 1).softmax(dim=2)  # softmax over radix
+            out = (att * s.reshape(n, m, r, f, length)).sum(2)  # (N, M, F, L)
+        return F.relu(x + out.reshape(x.shape))
 
 
+class ModalityEncoders(nn.Module):
+    """All M modality encoders at once: ``(B, C, T)`` -> ``u`` ``(M, B, d_model)``.
+
+    Per modality: every channel of the group goes through the same temporal conv stack
+    (stem conv + ``n_blocks`` split-attention blocks, max-pooling in between, so the
+    parameters do not grow with the group size). Spatiotemporal attention: attention
+    pooling over time (per channel), a learned channel embedding, single-head
+    self-attention across the group's channels (pre-LN, residual), attention pooling
+    over channels -> ``(F,)``; ``Linear(F, d)`` + LayerNorm -> ``u_m``.
+    """
+
+    def __init__(
+        self,
+        groups: list[list[int]],
+        n_channels: int,
+        d_model: int,
+        n_filters: int,
+        attention: bool,
+        kernel: int = 5,
+        radix: int = 2,
+        n_blocks: int = 2,
+    ):
+        super().__init__()
+        m, f = len(groups), n_filters
+        cmax = max(len(g) for g in groups)
+        self.m, self.f, self.cmax, self.attention = m, f, cmax, attention
+        # gather order: channel-slot major, modality minor -> (B*Cmax, M, 1, T) by a reshape;
+        # index n_channels is an all-zero pad channel (appended only if a group is short)
+        self.padded = any(len(g) < cmax for g in groups)
+        idx = [g[c] if c < len(g) else n_channels for c in range(cmax) for g in groups]
+        self.register_buffer("gather_idx", torch.tensor(idx, dtype=torch.long), persistent=False)
+        valid = torch.tensor([[1.0 if c < len(g) else 0.0 for c in range(cmax)] for g in groups])  # (M, Cmax)
+        self.register_buffer("pad_mask", ((1.0 - valid) * NEG)[:, None, :], persistent=False)  # (M, 1, Cmax)
+        self.register_buffer("chan_weight", (valid / valid.sum(1, keepdim=True))[:, :, None], persistent=False)
+
+        # stem: k=7, stride 4 (T -> T/4) in one conv, no max-pool
+        self.stem = nn.Conv2d(m, m * f, (1, 7), stride=(1, 4), padding=(0, 3), groups=m, bias=False)
+        self.stem_bn = nn.BatchNorm2d(m * f)
+        self.blocks = nn.ModuleList(SplitAttnBlock(m, f, radix, kernel) for _ in range(n_blocks))
+        self.chan_emb = nn.Parameter(torch.zeros(m, cmax, f))  # (M, Cmax, F)
+        if attention:
+            self.w_time_pool = _batched(m, 1, f, std=0.02)  # score vectors (a bias is softmax-invariant)
+            # LayerNorm without affine: its scale/shift fold exactly into w_qkv / b_qkv
+            self.w_qkv = _batched(m, f, 3 * f, std=1.0 / math.sqrt(f))
+            self.b_qkv = _batched(m, 1, 3 * f, fill=0.0)
+            self.w_o = _batched(m, f, f, std=1.0 / math.sqrt(f))
+            self.b_o = _batched(m, 1, f, fill=0.0)
+            self.w_chan_pool = _batched(m, f, 1, std=0.02)
+        self.w_proj = _batched(m, f, d_model, std=1.0 / math.sqrt(f))
+        self.b_proj = _batched(m, 1, d_model, fill=0.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, _, t = x.shape
+        m, f, cmax = self.m, self.f, self.cmax
+        if self.padded:
+            x = F.pad(x, (0, 0, 0, 1))  # channel index C is all zeros
+        z = x.index_select(1, self.gather_idx).reshape(b * cmax, m, 1, t)  # every channel separately
+        z = F.relu(self.stem_bn(self.stem(z)))  # (B*Cmax, M*F, 1, T/4)
+        for i, block in enumerate(self.blocks):
+            if i > 0:  # max-pool 2 over time (1-D op: much cheaper than MaxPool2d in eager torch)
+                z = F.max_pool1d(z.squeeze(2), 2, ceil_mode=True).unsqueeze(2)
+            z = block(z)  # (B*Cmax, M*F, 1, L)
+        length = z.shape[-1]
+        z = z.reshape(b * cmax, m, f, length)
+        if self.attention:  # attention pooling over time, per channel and modality
+            a = torch.matmul(self.w_time_pool, z).softmax(dim=-1)  # (B*Cmax, M, 1, L)
+            z = torch.matmul(z, a.reshape(b * cmax, m, length, 1))  # (B*Cmax, M, F, 1)
+        else:
+            z = z.mean(-1)
+        z = z.reshape(b, cmax, m, f).transpose(1, 2) + self.chan_emb  # (B, M, Cmax, F)
+        if self.attention:
+            # self-attention across the group's channels, per modality (pre-LN, residual)
+            qkv = torch.matmul(F.layer_norm(z, (f,)), self.w_qkv) + self.b_qkv  # (B, M, Cmax, 3F)
+            q, k, v = qkv[..., :f], qkv[..., f : 2 * f], qkv[..., 2 * f :]
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=self.pad_mask if self.padded else None)
+            z = z + torch.matmul(y, self.w_o) + self.b_o
+            s = torch.matmul(z, self.w_chan_pool)  # (B, M, Cmax, 1)
+            if self.padded:
+                s = s + self.pad_mask.transpose(-1, -2)
+            z = (s.softmax(dim=-2) * z).sum(-2)  # (B, M, F)      pool over channels
+        else:
+            z = (z * self.chan_weight).sum(-2) if self.padded else z.mean(-2)  # (B, M, F)
+        u = torch.baddbmm(self.b_proj, z.transpose(0, 1), self.w_proj)  # (M, B, d)
+        return F.layer_norm(u, u.shape[-1:])
+
+
+# ---------------------------------------------------------------------------------
+# fusion
+# ---------------------------------------------------------------------------------
 class AttnPool(nn.Module):
     """Attention pooling over axis ``-2``: ``(..., N, D) -> (..., D)``; mean if disabled."""
 
@@ -103,66 +280,19 @@ class SelfAttention(nn.Module):
         assert dim % n_heads == 0
         self.n_heads, self.head_dim = n_heads, dim // n_heads
         self.ln = nn.LayerNorm(dim)
-        # separate q/k/v (not one Linear + chunk): chunk exports as an opset-18
-        # Split(num_outputs) that the down-conversion to opset 17 mishandles
-        self.q = nn.Linear(dim, dim)
-        self.k = nn.Linear(dim, dim)
-        self.v = nn.Linear(dim, dim)
+        # one qkv Linear; q/k/v are taken by indexing (Gather), never chunk/unbind, which
+        # export as an opset-18 Split(num_outputs) that the down-conversion mishandles
+        self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None = None) -> torch.Tensor:
         # x: (B, N, D); key_mask: (B, N) additive (0 valid, NEG absent)
         b, n, d = x.shape
-        h = self.ln(x)
-        q, k, v = self.q(h), self.k(h), self.v(h)  # 3 x (B, N, D)
-        q = q.reshape(b, n, self.n_heads, self.head_dim).transpose(1, 2)  # (B, H, N, hd)
-        k = k.reshape(b, n, self.n_heads, self.head_dim).transpose(1, 2)
-        v = v.reshape(b, n, self.n_heads, self.head_dim).transpose(1, 2)
-        att = (q @ k.transpose(-2, -1)) / math.sqrt(self.head_dim)  # (B, H, N, N)
-        if key_mask is not None:
-            att = att + key_mask[:, None, None, :]
-        y = att.softmax(dim=-1) @ v  # (B, H, N, hd)
-        y = y.transpose(1, 2).reshape(b, n, d)
-        return x + self.drop(self.proj(y))
-
-
-class ModalityEncoder(nn.Module):
-    """One modality's channels ``(B, C_m, T)`` -> ``u_m`` ``(B, d_model)``.
-
-    Every channel goes through the same temporal conv stack (so parameters do not
-    grow with the group size), a learned channel embedding tells channels apart,
-    then spatiotemporal attention fuses channels and time.
-    """
-
-    def __init__(self, n_channels: int, d_model: int, n_filters: int, attention: bool, kernel: int = 5):
-        super().__init__()
-        f = n_filters
-        self.stem = nn.Sequential(
-            nn.Conv1d(1, f, kernel, stride=2, padding=kernel // 2, bias=False), nn.BatchNorm1d(f), nn.ReLU()
-        )
-        self.block1 = SplitAttnBlock(f, kernel=kernel)
-        self.pool = nn.MaxPool1d(2, ceil_mode=True)
-        self.block2 = SplitAttnBlock(f, kernel=kernel)
-        self.chan_emb = nn.Parameter(torch.zeros(1, n_channels, f, 1))
-        self.chan_attn = SelfAttention(f, n_heads=1) if attention else None
-        self.chan_pool = AttnPool(f, enabled=attention)
-        self.time_pool = AttnPool(f, enabled=attention)
-        self.proj = nn.Sequential(nn.Linear(f, d_model), nn.LayerNorm(d_model))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, c, t = x.shape
-        z = x.reshape(b * c, 1, t)  # every channel separately
-        z = self.pool(self.stem(z))  # (B*C, F, T/4): downsample early, the blocks are the cost
-        z = self.block2(self.pool(self.block1(z)))  # (B*C, F, L), L ~ T/8
-        f, length = z.shape[1], z.shape[2]
-        z = z.reshape(b, c, f, length) + self.chan_emb  # (B, C, F, L)
-        z = z.permute(0, 3, 1, 2)  # (B, L, C, F)
-        if self.chan_attn is not None:  # attention across the group's channels, per time step
-            z = self.chan_attn(z.reshape(b * length, c, f)).reshape(b, length, c, f)
-        z = self.chan_pool(z)  # (B, L, F)   pool over channels
-        z = self.time_pool(z)  # (B, F)      pool over time
-        return self.proj(z)  # (B, d_model)
+        qkv = self.qkv(self.ln(x)).reshape(b, n, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        mask = None if key_mask is None else key_mask[:, None, None, :]
+        y = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], attn_mask=mask)  # (B, H, N, hd)
+        return x + self.drop(self.proj(y.transpose(1, 2).reshape(b, n, d)))
 
 
 class FusionLayer(nn.Module):
@@ -176,7 +306,7 @@ class FusionLayer(nn.Module):
             nn.Linear(dim, ff_mult * dim), nn.GELU(), nn.Linear(ff_mult * dim, dim), nn.Dropout(dropout)
         )
 
-    def forward(self, x: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None) -> torch.Tensor:
         x = self.attn(x, key_mask)
         return x + self.ff(self.ln(x))
 
@@ -203,6 +333,32 @@ class CMDHAROutput:
 
 
 # ---------------------------------------------------------------------------------
+# batched representation losses (same values as components.models.losses, one op set)
+# ---------------------------------------------------------------------------------
+def _cmd_pairs(h: torch.Tensor, i: torch.Tensor, j: torch.Tensor, n_moments: int) -> torch.Tensor:
+    """Mean over pairs ``(i[p], j[p])`` of :func:`losses.cmd` between ``h[i]`` and ``h[j]``.
+
+    ``h`` is ``(M, B, D)``; the moments of every modality are computed once.
+    """
+    mean = h.mean(1)  # (M, D)
+    c = h - mean[:, None]
+    moments = [mean] + [c.pow(k).mean(1) for k in range(2, n_moments + 1)]
+    mom = torch.stack(moments, 0)  # (K, M, D)
+    d = mom[:, i] - mom[:, j]  # (K, P, D)
+    return torch.sqrt((d * d).sum(-1) + 1e-12).sum(0).mean()
+
+
+def _soft_orth_pairs(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Mean over ``p`` of :func:`losses.soft_orthogonality` between ``a[p]`` and ``b[p]`` (P, B, D)."""
+
+    def norm(x: torch.Tensor) -> torch.Tensor:
+        x = x - x.mean(1, keepdim=True)
+        return x / (x.norm(p=2, dim=-1, keepdim=True) + 1e-6)
+
+    return torch.bmm(norm(a).transpose(1, 2), norm(b)).pow(2).mean()  # (P, D1, D2)
+
+
+# ---------------------------------------------------------------------------------
 # the model
 # ---------------------------------------------------------------------------------
 class CMDHAR(nn.Module):
@@ -222,6 +378,9 @@ class CMDHAR(nn.Module):
         decompose: False -> one encoder over all channels treated as one group
             ("all"); ``modality_mask`` still has one column per spec group and
             zeroes that group's channels.
+        n_blocks: split-attention blocks per modality encoder.
+        radix: ResNeSt radix (channel expansion factor) of those blocks.
+        kernel: temporal kernel size of the encoder convolutions.
 
     ``use_modulation`` (attribute, default True) is read by the trainer: set by the
     registry to False for the ``cmdhar-no-modulation`` ablation.
@@ -238,6 +397,9 @@ class CMDHAR(nn.Module):
         disentangle: bool = True,
         attention: bool = True,
         decompose: bool = True,
+        n_blocks: int = 2,
+        radix: int = 2,
+        kernel: int = 5,
     ):
         super().__init__()
         self.spec = spec
@@ -264,38 +426,42 @@ class CMDHAR(nn.Module):
             enc_groups = {"all": sorted(i for v in groups.values() for i in v)}
         self.modalities = list(enc_groups)  # encoder names (keys of encoder_parameters)
         m = len(self.modalities)
-        for i, idx in enumerate(enc_groups.values()):
-            self.register_buffer(f"idx_{i}", torch.tensor(idx, dtype=torch.long), persistent=False)
+        self.n_modalities = m
 
         # optional input standardisation (identity by default; set_normalization)
         self.register_buffer("in_mean", torch.zeros(spec.n_channels))
         self.register_buffer("in_std", torch.ones(spec.n_channels))
 
-        self.encoders = nn.ModuleList(
-            ModalityEncoder(len(idx), d_model, n_filters, attention) for idx in enc_groups.values()
+        self.encoders = ModalityEncoders(
+            list(enc_groups.values()), spec.n_channels, d_model, n_filters, attention, kernel, radix, n_blocks
         )
-        self.private = nn.ModuleList(
-            nn.Sequential(nn.Linear(d_model, d_model), nn.Sigmoid()) for _ in range(m)
-        )
+        # private heads P_m (batched): Linear(d, d) + Sigmoid per modality
+        self.w_private = _batched(m, d_model, d_model)
+        self.b_private = _batched(m, 1, d_model, fill=0.0)
         if disentangle:
             self.shared = nn.Sequential(nn.Linear(d_model, d_model), nn.Sigmoid())
-            self.decoders = nn.ModuleList(nn.Linear(d_model, d_model) for _ in range(m))
+            self.w_decoder = _batched(m, d_model, d_model)  # decoders D_m
+            self.b_decoder = _batched(m, 1, d_model, fill=0.0)
             n_tokens = 2 * m
+            pairs = [(i, j) for i in range(m) for j in range(i + 1, m)]
         else:
-            self.shared, self.decoders = None, None
+            self.shared, self.w_decoder, self.b_decoder = None, None, None
             n_tokens = m
+            pairs = []
+        self.register_buffer("pair_i", torch.tensor([p[0] for p in pairs], dtype=torch.long), persistent=False)
+        self.register_buffer("pair_j", torch.tensor([p[1] for p in pairs], dtype=torch.long), persistent=False)
         self.n_tokens = n_tokens
-        self.mod_emb = nn.Parameter(torch.zeros(m, d_model))
-        self.type_emb = nn.Parameter(torch.zeros(2 if disentangle else 1, d_model))
+        # learned embedding per fusion token (modality x type private/shared)
+        self.token_emb = nn.Parameter(torch.randn(n_tokens, d_model) * 0.02)
         self.fusion = FusionLayer(d_model, n_heads, dropout=dropout) if attention else None
         self.fusion_ln = nn.LayerNorm(d_model)
         self.pool = AttnPool(d_model, enabled=attention)
         self.classifier = nn.Sequential(
             nn.Linear(d_model, d_model), nn.GELU(), nn.Dropout(dropout), nn.Linear(d_model, spec.n_classes)
         )
-        self.aux_heads = nn.ModuleList(nn.Linear(d_model, spec.n_classes) for _ in range(m))
-        nn.init.normal_(self.mod_emb, std=0.02)
-        nn.init.normal_(self.type_emb, std=0.02)
+        # auxiliary heads A_m (batched): Linear(d, K) per modality
+        self.w_aux = _batched(m, d_model, spec.n_classes)
+        self.b_aux = _batched(m, 1, spec.n_classes, fill=0.0)
 
     # -- helpers -----------------------------------------------------------------------
     def set_normalization(self, mean, std) -> None:
@@ -303,48 +469,53 @@ class CMDHAR(nn.Module):
         self.in_mean.copy_(torch.as_tensor(mean, dtype=torch.float32).reshape(-1))
         self.in_std.copy_(torch.as_tensor(std, dtype=torch.float32).reshape(-1).clamp(min=1e-6))
 
-    def encoder_parameters(self) -> dict[str, list[nn.Parameter]]:
-        """Modality name -> parameters that only that modality uses (encoder + private head)."""
-        return {
-            name: list(self.encoders[i].parameters()) + list(self.private[i].parameters())
-            for i, name in enumerate(self.modalities)
-        }
+    def encoder_parameters(self) -> dict[str, list[ParamSlice]]:
+        """Modality name -> that modality's rows of the encoder and private-head parameters.
 
-    def _masks(self, x: torch.Tensor, modality_mask: torch.Tensor | None):
+        Every such parameter is modality-major along dim 0 (``M * k`` rows), so
+        modality ``i`` owns rows ``[i*k, (i+1)*k)``; see :class:`ParamSlice`.
+        """
+        m = self.n_modalities
+        params = [*self.encoders.parameters(), self.w_private, self.b_private]
+        out: dict[str, list[ParamSlice]] = {}
+        for i, name in enumerate(self.modalities):
+            out[name] = []
+            for p in params:
+                k = p.shape[0] // m
+                out[name].append(ParamSlice(p, slice(i * k, (i + 1) * k)))
+        return out
+
+    def _masks(self, x: torch.Tensor, modality_mask: torch.Tensor):
         """-> (channel mask (B, C), encoder-level presence (B, M))."""
-        if modality_mask is None:
-            modality_mask = x.new_ones(x.shape[0], len(self.input_groups))
         modality_mask = modality_mask.to(x.dtype)
         chan = (modality_mask @ self.group_membership).clamp(max=1.0)  # (B, C)
         present = modality_mask if self.decompose else modality_mask.amax(1, keepdim=True)  # (B, M)
         return chan, present
 
-    def _encode(self, x: torch.Tensor, chan_mask: torch.Tensor):
-        """(B, C, T) -> list of M ``u_m`` (B, d)."""
+    def _encode(self, x: torch.Tensor, chan_mask: torch.Tensor | None) -> torch.Tensor:
+        """(B, C, T) -> ``u`` (M, B, d)."""
         x = (x - self.in_mean[:, None]) / self.in_std[:, None]
-        x = torch.where(chan_mask[:, :, None] > 0, x, torch.zeros_like(x))  # absent channels -> 0
-        return [enc(x.index_select(1, getattr(self, f"idx_{i}"))) for i, enc in enumerate(self.encoders)]
+        if chan_mask is not None:
+            x = torch.where(chan_mask[:, :, None] > 0, x, torch.zeros_like(x))  # absent channels -> 0
+        return self.encoders(x)
 
-    def _represent(self, us: list[torch.Tensor]):
-        """u_m -> (private list, shared list or None, fused per-modality reps list)."""
-        hp = [p(u) for p, u in zip(self.private, us, strict=True)]
-        if self.shared is None:
-            return hp, None, hp
-        hc = [self.shared(u) for u in us]
-        return hp, hc, [a + b for a, b in zip(hp, hc, strict=True)]
+    def _represent(self, u: torch.Tensor):
+        """u (M, B, d) -> (private (M, B, d), shared (M, B, d) or None)."""
+        hp = torch.sigmoid(torch.baddbmm(self.b_private, u, self.w_private))
+        hc = None if self.shared is None else self.shared(u)
+        return hp, hc
 
-    def _fuse(self, hp, hc, present: torch.Tensor) -> torch.Tensor:
-        tokens = torch.stack(hp, 1) + self.mod_emb + self.type_emb[0]  # (B, M, d)
-        valid = present  # (B, M)
-        if hc is not None:
-            shared_tok = torch.stack(hc, 1) + self.mod_emb + self.type_emb[1]
-            tokens = torch.cat([tokens, shared_tok], 1)  # (B, 2M, d)
-            valid = torch.cat([present, present], 1)  # (B, 2M)
-        # guarantee one valid token per row (token 0 when every modality is absent)
-        none_valid = 1.0 - valid.amax(1, keepdim=True)  # (B, 1)
-        valid = torch.cat([torch.maximum(valid[:, :1], none_valid), valid[:, 1:]], 1)
-        tokens = torch.where(valid[:, :, None] > 0, tokens, torch.zeros_like(tokens))
-        key_mask = (1.0 - valid) * NEG  # (B, N) additive
+    def _fuse(self, hp: torch.Tensor, hc: torch.Tensor | None, present: torch.Tensor | None) -> torch.Tensor:
+        tokens = hp if hc is None else torch.cat([hp, hc], 0)  # (N, B, d)
+        tokens = tokens.transpose(0, 1) + self.token_emb  # (B, N, d)
+        key_mask = None
+        if present is not None:  # (B, M): mask absent modalities' tokens
+            valid = present if hc is None else torch.cat([present, present], 1)  # (B, N)
+            # guarantee one valid token per row (token 0 when every modality is absent)
+            none_valid = 1.0 - valid.amax(1, keepdim=True)  # (B, 1)
+            valid = torch.cat([torch.maximum(valid[:, :1], none_valid), valid[:, 1:]], 1)
+            tokens = torch.where(valid[:, :, None] > 0, tokens, torch.zeros_like(tokens))
+            key_mask = (1.0 - valid) * NEG  # (B, N) additive
         if self.fusion is not None:
             tokens = self.fusion(tokens, key_mask)
         pooled = self.pool(self.fusion_ln(tokens), key_mask)  # (B, d)
@@ -352,9 +523,13 @@ class CMDHAR(nn.Module):
 
     # -- forward passes ----------------------------------------------------------------
     def forward(self, x: torch.Tensor, modality_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """``x`` (B, C, T), ``modality_mask`` (B, M_in) 1 present / 0 absent -> logits (B, K)."""
-        chan, present = self._masks(x, modality_mask)
-        hp, hc, _ = self._represent(self._encode(x, chan))
+        """``x`` (B, C, T), ``modality_mask`` (B, M_in) 1 present / 0 absent -> logits (B, K).
+
+        ``modality_mask=None`` means every modality is present (same result as a mask
+        of ones, with fewer ops).
+        """
+        chan, present = (None, None) if modality_mask is None else self._masks(x, modality_mask)
+        hp, hc = self._represent(self._encode(x, chan))
         return self._fuse(hp, hc, present)
 
     def forward_train(
@@ -367,14 +542,20 @@ class CMDHAR(nn.Module):
         never all of them. Dropout acts on fusion only - the encoders, aux heads and
         sim/diff/recon losses still see every modality.
         """
-        chan, present = self._masks(x, modality_mask)
-        us = self._encode(x, chan)
-        hp, hc, hsum = self._represent(us)
-        aux = torch.stack([head(h) for head, h in zip(self.aux_heads, hsum, strict=True)], 0)  # (M, B, K)
+        if modality_mask is None:
+            modality_mask = x.new_ones(x.shape[0], len(self.input_groups))
+            chan = None
+        else:
+            chan = True
+        chan_mask, present = self._masks(x, modality_mask)
+        u = self._encode(x, chan_mask if chan is not None else None)  # (M, B, d)
+        hp, hc = self._represent(u)
+        hsum = hp if hc is None else hp + hc
+        aux = torch.baddbmm(self.b_aux, hsum, self.w_aux)  # (M, B, K)
 
         fuse_mask = present
-        m = len(us)
-        if modality_mask is None and modality_dropout > 0 and m > 1 and self.training:
+        m = u.shape[0]
+        if chan is None and modality_dropout > 0 and m > 1 and self.training:
             keep = (torch.rand(x.shape[0], m, device=x.device) >= modality_dropout).to(x.dtype)
             rescue = F.one_hot(torch.randint(m, (x.shape[0],), device=x.device), m).to(x.dtype)
             fuse_mask = torch.maximum(keep, rescue * (keep.sum(1, keepdim=True) == 0).to(x.dtype))
@@ -383,22 +564,14 @@ class CMDHAR(nn.Module):
         zero = x.new_zeros(())
         sim, diff, recon = zero, zero, zero
         if hc is not None:
-            pairs = [(i, j) for i in range(m) for j in range(i + 1, m)]
-            if pairs:
-                sim = sum(losses.cmd(hc[i], hc[j], self.cmd_moments) for i, j in pairs) / len(pairs)
-            diff_terms = [losses.soft_orthogonality(hp[i], hc[i]) for i in range(m)]
-            diff_terms += [losses.soft_orthogonality(hp[i], hp[j]) for i, j in pairs]
-            diff = sum(diff_terms) / len(diff_terms)
-            recon = (
-                sum(
-                    losses.reconstruction(dec(h), u.detach())
-                    for dec, h, u in zip(self.decoders, hsum, us, strict=True)
-                )
-                / m
-            )
-        return CMDHAROutput(
-            logits=logits, aux_logits=aux, sim=sim, diff=diff, recon=recon, modality_mask=fuse_mask
-        )
+            if m > 1:
+                sim = _cmd_pairs(hc, self.pair_i, self.pair_j, self.cmd_moments)
+            # difference: (h_p^m, h_c^m) for every m, (h_p^i, h_p^j) for every i < j
+            a = torch.cat([hp, hp[self.pair_i]], 0)
+            b = torch.cat([hc, hp[self.pair_j]], 0)
+            diff = _soft_orth_pairs(a, b)
+            recon = F.mse_loss(torch.baddbmm(self.b_decoder, hsum, self.w_decoder), u.detach())
+        return CMDHAROutput(logits=logits, aux_logits=aux, sim=sim, diff=diff, recon=recon, modality_mask=fuse_mask)
 
 
 def count_parameters(model: nn.Module) -> int:

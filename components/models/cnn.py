@@ -41,9 +41,7 @@ class CNN(nn.Module):
         super().__init__()
         self.spec = spec
         if spec.window_len // (pool ** len(channels)) < 1:
-            raise ValueError(
-                f"window_len={spec.window_len} is too short for {len(channels)} pool-{pool} blocks"
-            )
+            raise ValueError(f"window_len={spec.window_len} is too short for {len(channels)} pool-{pool} blocks")
         blocks = []
         c_in = spec.n_channels
         for c_out in channels:

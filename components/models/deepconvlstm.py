@@ -49,8 +49,7 @@ class DeepConvLSTM(nn.Module):
         out_len = spec.window_len - n_conv_layers * (filter_size - 1)
         if out_len < 1:
             raise ValueError(
-                f"window_len={spec.window_len} is too short for {n_conv_layers} conv layers "
-                f"of kernel {filter_size}"
+                f"window_len={spec.window_len} is too short for {n_conv_layers} conv layers of kernel {filter_size}"
             )
         self.out_len = out_len  # T'
         layers = []

@@ -146,8 +146,7 @@ class TinyHAR(nn.Module):
             t = _conv_out_len(t, filter_size, stride)
         if t < 1:
             raise ValueError(
-                f"window_len={spec.window_len} is too short for {nb_conv_layers} conv layers "
-                f"of kernel {filter_size}"
+                f"window_len={spec.window_len} is too short for {nb_conv_layers} conv layers of kernel {filter_size}"
             )
         self.conv = nn.Sequential(*layers)
         self.out_len = t  # L

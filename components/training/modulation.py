@@ -10,6 +10,11 @@ After ``loss.backward()``:
   the Gaussian "generalisation enhancement" noise being added only where ``k_m < 1``
   (``noise=False`` turns it off).
 
+"Parameters" are whatever ``model.encoder_parameters()`` returns: anything with a
+``.grad`` tensor that can be scaled in place - ``nn.Parameter`` objects, or (CMD-HAR,
+whose modality encoders are batched into shared tensors) ``ParamSlice`` views of one
+modality's rows, so a modality's gradient is modulated without touching the others'.
+
 See docs/model_card.md for why the ``- 1`` offset is the default.
 """
 
@@ -60,11 +65,10 @@ def modulation_coefficients(
 
 
 @torch.no_grad()
-def apply_modulation(
-    params: dict[str, list[nn.Parameter]], coeffs: dict[str, float], noise: bool = True
-) -> None:
+def apply_modulation(params: dict[str, list[nn.Parameter]], coeffs: dict[str, float], noise: bool = True) -> None:
     """Scale the gradients of each modality's parameters (any shape) by ``coeffs[m]``.
 
+    ``params`` values are parameters or parameter views (``.grad`` scaled in place).
     With ``noise`` and ``k_m < 1``, add ``N(0, std(grad))`` per tensor (GE). Uses the
     global torch RNG, so it is reproducible under a fixed seed.
     """

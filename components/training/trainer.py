@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from components.data.windows import WindowSet
+from components.evaluation.metrics import classification_metrics
 from components.training.modulation import ogm_ge
 
 
@@ -101,35 +102,6 @@ def _class_weights(y: np.ndarray, n_classes: int) -> torch.Tensor:
     return torch.tensor(w, dtype=torch.float32)
 
 
-def _confusion(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
-    cm = np.zeros((n_classes, n_classes), dtype=np.int64)
-    np.add.at(cm, (y_true, y_pred), 1)
-    return cm
-
-
-def _macro_f1(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> float:
-    """Macro F1 over the classes that occur in ``y_true`` or ``y_pred`` (numpy only)."""
-    cm = _confusion(y_true, y_pred, n_classes)
-    tp = np.diag(cm).astype(np.float64)
-    support, predicted = cm.sum(1), cm.sum(0)
-    denom = support + predicted
-    f1 = np.where(denom > 0, 2 * tp / np.maximum(denom, 1), 0.0)
-    used = denom > 0
-    return float(f1[used].mean()) if used.any() else 0.0
-
-
-def _basic_metrics(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> dict[str, Any]:
-    """Fallback when components.evaluation.metrics is not available."""
-    cm = _confusion(y_true, y_pred, n_classes)
-    support = cm.sum(1)
-    recall = np.where(support > 0, np.diag(cm) / np.maximum(support, 1), np.nan)
-    return {
-        "macro_f1": _macro_f1(y_true, y_pred, n_classes),
-        "accuracy": float((y_true == y_pred).mean()) if len(y_true) else 0.0,
-        "balanced_accuracy": float(np.nanmean(recall)) if (support > 0).any() else 0.0,
-    }
-
-
 def _model_device(model: nn.Module) -> torch.device:
     p = next(model.parameters(), None)
     return p.device if p is not None else torch.device("cpu")
@@ -160,9 +132,7 @@ def predict(
     for s in range(0, len(x), batch_size):
         xb = torch.as_tensor(np.asarray(x[s : s + batch_size], dtype=np.float32), device=device)
         if modality_mask is not None:
-            mb = torch.as_tensor(
-                np.asarray(modality_mask[s : s + batch_size], dtype=np.float32), device=device
-            )
+            mb = torch.as_tensor(np.asarray(modality_mask[s : s + batch_size], dtype=np.float32), device=device)
             logits = model(xb, mb)
         else:
             logits = model(xb)
@@ -175,13 +145,9 @@ def predict(
 def evaluate(
     model: nn.Module, windows: WindowSet, batch_size: int = 256, modality_mask: np.ndarray | None = None
 ) -> dict[str, Any]:
-    """Metrics of ``model`` on ``windows`` (``classification_metrics`` when available)."""
+    """:func:`~components.evaluation.metrics.classification_metrics` of ``model`` on ``windows``."""
     probs = predict(model, windows.x, batch_size, modality_mask)
     y_pred = probs.argmax(1) if len(probs) else np.zeros(0, np.int64)
-    try:
-        from components.evaluation.metrics import classification_metrics
-    except ImportError:
-        return _basic_metrics(windows.y, y_pred, windows.n_classes)
     return classification_metrics(windows.y, y_pred, windows.n_classes)
 
 
@@ -189,17 +155,13 @@ def evaluate(
 # training
 # ---------------------------------------------------------------------------------
 def _use_modulation(model: nn.Module, cfg: TrainConfig, epoch: int) -> bool:
-    if not (
-        cfg.modulation and getattr(model, "use_modulation", False) and hasattr(model, "encoder_parameters")
-    ):
+    if not (cfg.modulation and getattr(model, "use_modulation", False) and hasattr(model, "encoder_parameters")):
         return False
     end = cfg.modulation_end if cfg.modulation_end is not None else math.inf
     return cfg.modulation_start <= epoch < end
 
 
-def train_model(
-    model: nn.Module, train: WindowSet, val: WindowSet, cfg: TrainConfig | None = None
-) -> TrainResult:
+def train_model(model: nn.Module, train: WindowSet, val: WindowSet, cfg: TrainConfig | None = None) -> TrainResult:
     """Train ``model`` in place on ``train``, early-stop on ``val`` macro-F1.
 
     Returns a :class:`TrainResult`; the model ends with the best validation weights
@@ -216,13 +178,9 @@ def train_model(
     device = _resolve_device(cfg.device)
     model.to(device)
 
-    ds = TensorDataset(
-        torch.as_tensor(train.x, dtype=torch.float32), torch.as_tensor(train.y, dtype=torch.long)
-    )
+    ds = TensorDataset(torch.as_tensor(train.x, dtype=torch.float32), torch.as_tensor(train.y, dtype=torch.long))
     gen = torch.Generator().manual_seed(cfg.seed)
-    loader = DataLoader(
-        ds, batch_size=cfg.batch_size, shuffle=True, generator=gen, drop_last=len(ds) > cfg.batch_size
-    )
+    loader = DataLoader(ds, batch_size=cfg.batch_size, shuffle=True, generator=gen, drop_last=len(ds) > cfg.batch_size)
     class_w = _class_weights(train.y, train.n_classes).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(cfg.epochs, 1))
@@ -253,13 +211,7 @@ def train_model(
                     m, b, k = out.aux_logits.shape
                     aux = F.cross_entropy(out.aux_logits.reshape(m * b, k), yb.repeat(m), weight=class_w)
                     terms = {"ce": ce, "aux": aux, "sim": out.sim, "diff": out.diff, "recon": out.recon}
-                    loss = (
-                        ce
-                        + cfg.w_aux * aux
-                        + cfg.w_sim * out.sim
-                        + cfg.w_diff * out.diff
-                        + cfg.w_recon * out.recon
-                    )
+                    loss = ce + cfg.w_aux * aux + cfg.w_sim * out.sim + cfg.w_diff * out.diff + cfg.w_recon * out.recon
                 else:
                     ce = F.cross_entropy(model(xb), yb, weight=class_w)
                     terms, loss = {"ce": ce}, ce
@@ -286,10 +238,8 @@ def train_model(
             lr = opt.param_groups[0]["lr"]
             sched.step()
 
-            probs = predict(model, val.x, batch_size=256)
-            y_pred = probs.argmax(1)
-            val_f1 = _macro_f1(val.y, y_pred, val.n_classes)
-            val_acc = float((val.y == y_pred).mean()) if len(val.y) else 0.0
+            val_metrics = evaluate(model, val, batch_size=256)
+            val_f1, val_acc = val_metrics["macro_f1"], val_metrics["accuracy"]
             nb = max(n_batches, 1)
             rec: dict[str, Any] = {"epoch": epoch, **{k: v / nb for k, v in sums.items()}}
             rec.update(

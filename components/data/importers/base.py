@@ -44,9 +44,7 @@ class ImportSummary:
         ]
 
 
-def write_converted(
-    out_dir: Path, manifest: Manifest, converted: Iterator[Converted]
-) -> list[dict[str, Any]]:
+def write_converted(out_dir: Path, manifest: Manifest, converted: Iterator[Converted]) -> list[dict[str, Any]]:
     """Write converted recordings into ``out_dir``; return their index rows."""
     rows = []
     for meta, t, values, labels in converted:

@@ -1,0 +1,135 @@
+"""``har benchmark``: the cross-subject benchmark from the command line.
+
+The lead registers :func:`benchmark` with ``app.command("benchmark")(benchmark)``;
+without the ``har`` entry point (e.g. on a bare GPU box) run::
+
+    python -m components.benchmark.command --dataset dsads --protocol loso --ablations
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from components.benchmark.harness import BASELINES, BenchmarkSettings, run_benchmark
+
+
+def _csv(value: str | None) -> list[str] | None:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+
+
+def benchmark(
+    dataset: str = typer.Option("dsads", "--dataset", "-d", help="dataset under the data folder (imported if missing)"),
+    protocol: str = typer.Option("loso", "--protocol", "-p", help="holdout | loso (subject-wise)"),
+    models: str = typer.Option(",".join(BASELINES), "--models", "-m", help="comma-separated registry names"),
+    ablations: bool = typer.Option(False, "--ablations", help="also run the cmdhar-no-* ablations"),
+    seeds: int = typer.Option(1, "--seeds", help="seeds per fold and model (0..N-1)"),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N (training device)"),
+    jobs: int = typer.Option(1, "--jobs", "-j", help="parallel worker processes (spawned)"),
+    epochs: int = typer.Option(100, "--epochs", help="epoch cap (protocol: 100; fewer = smoke run)"),
+    patience: int = typer.Option(10, "--patience", help="early-stopping patience (protocol: 10)"),
+    subjects: str | None = typer.Option(None, "--subjects", help="restrict to these subject ids (smoke run)"),
+    folds: str | None = typer.Option(
+        None, "--folds", help="run only these folds: fold names (loso-3) or test-subject ids (3)"
+    ),
+    test_subjects: str | None = typer.Option(
+        None, "--test-subjects", help="holdout test subjects (default: dsads 8, else the last subject)"
+    ),
+    val_subjects: str | None = typer.Option(
+        None, "--val-subjects", help="holdout validation subjects (default: dsads 7, else val_share)"
+    ),
+    data_dir: Path | None = typer.Option(None, "--data-dir", help="data folder (default: $HAR_DATA_DIR or data/)"),
+    out: Path | None = typer.Option(None, "--out", help="results folder (default: benchmarks/results)"),
+    modality_dropout: float = typer.Option(
+        0.1, "--modality-dropout", help="CMD-HAR fusion modality dropout (protocol: 0.1, as configs/train.yaml)"
+    ),
+    latency_runs: int = typer.Option(200, "--latency-runs", help="timed batch-1 calls per latency p50"),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="show a progress bar over tasks"),
+) -> None:
+    """Benchmark models cross-subject and write <out>/<dataset>-<protocol>.json and .md.
+
+    Every (model, fold, seed) is trained with the protocol's trainer (AdamW, cosine,
+    class-weighted CE, batch 64, early stopping on validation macro-F1) and tested on
+    the fold's held-out subjects. Efficiency (parameters, MACs per window, ONNX size,
+    batch-1 ONNX Runtime and torch latency on one CPU thread) is measured in the same
+    run. Runs with capped epochs, other patience, or a subset of subjects/folds are
+    flagged ``complete_protocol: false`` and written as ``<dataset>-<protocol>-smoke.*``.
+    \f
+    Args:
+        dataset: dataset folder name under the data folder.
+        protocol: ``holdout`` or ``loso``.
+        models: comma-separated model names from the registry.
+        ablations: add cmdhar-no-disentangle/-modulation/-attention/-decomposition.
+        seeds: number of training seeds per fold and model.
+        device: training device.
+        jobs: worker processes; each uses cpu_count // jobs torch threads.
+        epochs: maximum epochs per run.
+        patience: early-stopping patience in epochs.
+        subjects: comma-separated subject ids to keep.
+        folds: comma-separated fold names or test-subject ids to run.
+        test_subjects: comma-separated holdout test subjects.
+        val_subjects: comma-separated holdout validation subjects.
+        data_dir: data folder.
+        out: results folder.
+        modality_dropout: per-sample fusion modality dropout for CMD-HAR models.
+        latency_runs: number of timed calls for the latency percentiles.
+        progress: show a progress bar.
+
+    Raises:
+        typer.Exit: code 1 if the configuration is invalid or any task failed (the
+            results, with the failures listed, are still written).
+    """
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    settings = BenchmarkSettings(
+        dataset=dataset,
+        protocol=protocol,
+        models=_csv(models) or [],
+        ablations=ablations,
+        seeds=seeds,
+        device=device,
+        jobs=jobs,
+        epochs=epochs,
+        patience=patience,
+        subjects=_csv(subjects),
+        folds=_csv(folds),
+        test_subjects=_csv(test_subjects),
+        val_subjects=_csv(val_subjects),
+        data_dir=data_dir,
+        out=out,
+        modality_dropout=modality_dropout,
+        latency_runs=latency_runs,
+    )
+    try:
+        result, path = run_benchmark(settings, progress=progress, log=lambda s: console.print(s))
+    except (ValueError, FileNotFoundError) as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(1) from exc
+    console.print(f"wrote {path} and {path.with_suffix('.md')}")
+    if not result["complete_protocol"]:
+        console.print("[yellow]smoke/partial run:[/] " + "; ".join(result["deviations"]))
+    for name, m in result["models"].items():
+
+        def r(v, d):
+            return "-" if v is None else round(v, d)
+
+        console.print(
+            f"  {name:26s} macro-F1 {r(m['macro_f1_mean'], 4)}  params {m.get('params')}  "
+            f"ORT p50 {r(m.get('latency_ms_p50'), 3)} ms  torch p50 {r(m.get('latency_ms_p50_torch'), 3)} ms"
+        )
+    if result["failures"]:
+        console.print(f"[bold red]{len(result['failures'])} task(s) failed[/] (listed in the results)")
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    """Entry point of ``python -m components.benchmark.command``."""
+    app = typer.Typer(add_completion=False)
+    app.command()(benchmark)
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,697 @@
+"""Cross-subject benchmark harness: folds x seeds x models -> JSON + Markdown results.
+
+Protocol (the WHAR Arena one, see :data:`PROTOCOL_DESCRIPTION`): 3 s windows with 50 %
+overlap at the native rate; subject-wise splits (``holdout`` or ``loso``); validation =
+``val_share`` (20 %) of the training subjects; per-channel standardisation fitted on the
+training subjects; AdamW (lr 1e-3, wd 1e-4), cosine schedule, class-weighted CE,
+batch 64, up to 100 epochs, early stopping on validation macro-F1 (patience 10) with
+the best weights restored. Test metrics are computed on the fold's test subjects only.
+
+Every (model, fold, seed) is one *task*; tasks run in ``jobs`` spawned processes (each
+with ``max(1, cpu_count // jobs)`` torch threads), or in-process when ``jobs == 1``.
+A failing task is recorded (``failures`` in the JSON, printed, non-zero exit of the
+command), never dropped silently. Efficiency (parameters, MACs, ONNX size, batch-1
+ONNX Runtime and torch latency) is measured in the main process after training, so
+the timings are not disturbed by the training workers.
+
+Results go to ``<out>/<dataset>-<protocol>.json`` and ``.md`` (atomic writes). Runs that
+deviate from the full protocol (fewer epochs, other patience, a subset of subjects or
+folds, overridden test/validation subjects) are marked ``"complete_protocol": false``
+and written to ``<dataset>-<protocol>-smoke.json`` / ``.md`` instead.
+
+Nothing here imports ZenML, MLflow, DVC or Great Expectations.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing as mp
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from components.data.sources import REPO_ROOT
+from components.io_utils import atomic_write_text
+
+WINDOW_LENGTH_S = 3.0
+WINDOW_OVERLAP = 0.5
+FULL_EPOCHS = 100
+FULL_PATIENCE = 10
+PROTOCOL_TRAINER = {"batch_size": 64, "lr": 1e-3, "weight_decay": 1e-4, "val_share": 0.2, "modality_dropout": 0.1}
+BASELINES = ("cmdhar", "tinyhar", "deepconvlstm", "cnn")
+ABLATIONS = (
+    "cmdhar-no-disentangle",
+    "cmdhar-no-modulation",
+    "cmdhar-no-attention",
+    "cmdhar-no-decomposition",
+)
+# default holdout split per dataset (test, validation); others: last subject, val_share
+HOLDOUT_DEFAULTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {"dsads": (("8",), ("7",))}
+
+PROTOCOL_DESCRIPTION = (
+    "Windows of 3 s with 50 % overlap at the native sampling rate (majority label); "
+    "subject-wise splits; validation = 20 % of the training subjects (val_share=0.2, "
+    "seeded) unless named; per-channel standardisation fitted on the training subjects; "
+    "AdamW lr 1e-3, weight decay 1e-4, cosine schedule, class-weighted cross-entropy, "
+    "batch 64, up to 100 epochs, early stopping on validation macro-F1 with patience 10 "
+    "and the best weights restored; CMD-HAR models: default loss weights and OGM-GE, fusion "
+    "modality dropout 0.1. Metrics on the test subjects only: macro-F1 "
+    "(headline), accuracy, balanced accuracy, G-mean of per-class recall, per-class F1."
+)
+
+PUBLISHED_REFERENCE: dict[str, Any] = {
+    "source": "WHAR Arena, cross-subject (leave-subject-group-out) macro-F1",
+    "metric": "macro_f1",
+    "note": "published numbers for orientation only: different splits/seeds than this harness",
+    "datasets": {
+        "dsads": {
+            "Random Forest": 0.893,
+            "DynamicWHAR": 0.878,
+            "CNN-HAR": 0.869,
+            "TinyHAR": 0.868,
+            "Attend-and-Discriminate": 0.862,
+            "DeepConvLSTM": 0.820,
+        },
+        "usc-had": {"MLP-Mixer": 0.788, "TinyHAR": 0.781, "CNN-HAR": 0.762, "DeepConvLSTM": 0.735},
+    },
+}
+
+
+@dataclass
+class BenchmarkSettings:
+    """What to run (the command line maps 1:1 onto this).
+
+    Attributes:
+        dataset: dataset folder under ``data_dir`` (imported first if missing).
+        protocol: ``holdout`` or ``loso``.
+        models: registry names to benchmark.
+        ablations: also run the four ``cmdhar-no-*`` ablations.
+        seeds: number of seeds (0 .. seeds-1) per fold and model.
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (training only; latency is CPU).
+        jobs: parallel worker processes.
+        epochs: epoch cap (the full protocol is 100).
+        patience: early-stopping patience (the full protocol is 10).
+        subjects: restrict to these subject ids (smoke runs).
+        folds: run only these folds: fold names (``loso-3``) or test-subject ids (``3``).
+        test_subjects / val_subjects: holdout override (default per dataset).
+        val_share: share of training subjects used for validation when not named.
+        data_dir: data folder (default ``components.config.data_dir()``).
+        out: results folder (default ``<repo>/benchmarks/results``).
+        batch_size, lr, weight_decay: trainer settings of the protocol.
+        modality_dropout: fusion-token dropout for CMD-HAR models (as ``configs/train.yaml``;
+            what makes the missing-modality scores meaningful; ignored by the baselines).
+        latency_runs: timed batch-1 calls per latency measurement (p50 over these).
+        efficiency: measure params/MACs/ONNX/latency (off only to save time in tests).
+    """
+
+    dataset: str = "dsads"
+    protocol: str = "loso"
+    models: list[str] = field(default_factory=lambda: list(BASELINES))
+    ablations: bool = False
+    seeds: int = 1
+    device: str = "auto"
+    jobs: int = 1
+    epochs: int = FULL_EPOCHS
+    patience: int = FULL_PATIENCE
+    subjects: list[str] | None = None
+    folds: list[str] | None = None
+    test_subjects: list[str] | None = None
+    val_subjects: list[str] | None = None
+    val_share: float = 0.2
+    data_dir: Path | None = None
+    out: Path | None = None
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    modality_dropout: float = 0.1
+    latency_runs: int = 200
+    efficiency: bool = True
+
+    def model_names(self) -> list[str]:
+        names = list(dict.fromkeys(self.models))
+        if self.ablations:
+            names += [a for a in ABLATIONS if a not in names]
+        return names
+
+    def trainer_settings(self) -> dict[str, float]:
+        return {k: getattr(self, k) for k in PROTOCOL_TRAINER}
+
+    def deviations(self) -> list[str]:
+        """Why this run is not the full protocol (empty list = complete)."""
+        out = []
+        if self.epochs < FULL_EPOCHS:
+            out.append(f"epochs capped at {self.epochs} (protocol: {FULL_EPOCHS})")
+        if self.patience != FULL_PATIENCE:
+            out.append(f"patience {self.patience} (protocol: {FULL_PATIENCE})")
+        if self.subjects:
+            out.append(f"subjects restricted to {self.subjects}")
+        if self.folds:
+            out.append(f"folds restricted to {self.folds}")
+        if self.test_subjects or self.val_subjects:
+            out.append(f"test/val subjects overridden ({self.test_subjects} / {self.val_subjects})")
+        if self.trainer_settings() != PROTOCOL_TRAINER:
+            out.append("trainer settings differ from the protocol")
+        return out
+
+
+# ---------------------------------------------------------------------------------
+# provenance helpers
+# ---------------------------------------------------------------------------------
+def git_info(repo: Path = REPO_ROOT) -> dict[str, Any]:
+    """``{"commit", "dirty"}`` from read-only git calls (``None`` values without git)."""
+
+    def run(*args: str) -> str | None:
+        try:
+            return subprocess.run(
+                ["git", *args], cwd=repo, capture_output=True, text=True, timeout=20, check=True
+            ).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return None
+
+    commit = run("rev-parse", "HEAD")
+    status = run("status", "--porcelain", "--untracked-files=no")
+    return {"commit": commit, "dirty": None if status is None else bool(status)}
+
+
+def data_dvc_md5(repo: Path = REPO_ROOT) -> str | None:
+    """The ``outs[0].md5`` of ``<repo>/data.dvc`` (read as YAML; DVC itself is not imported)."""
+    path = Path(repo) / "data.dvc"
+    if not path.exists():
+        return None
+    try:
+        import yaml
+
+        doc = yaml.safe_load(path.read_text()) or {}
+        outs = doc.get("outs") or []
+        return str(outs[0].get("md5")) if outs else None
+    except Exception:  # noqa: BLE001 - provenance is best effort
+        return None
+
+
+def windows_hash(ws: Any) -> str:
+    """sha256 over the windows' values, labels, subjects and recordings (order-sensitive)."""
+    h = hashlib.sha256()
+    h.update(np.ascontiguousarray(ws.x, dtype=np.float32).tobytes())
+    h.update(np.ascontiguousarray(ws.y, dtype=np.int64).tobytes())
+    h.update("\n".join(ws.subject.tolist()).encode())
+    h.update("\n".join(ws.recording.tolist()).encode())
+    return h.hexdigest()
+
+
+def environment_info(device: str) -> dict[str, Any]:
+    """Python / library versions, CPU, and the GPU name when CUDA is available."""
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info: dict[str, Any] = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "device": device,
+    }
+    try:
+        import onnxruntime
+
+        info["onnxruntime"] = onnxruntime.__version__
+    except ImportError:
+        info["onnxruntime"] = None
+    return info
+
+
+# ---------------------------------------------------------------------------------
+# windows shared with the workers (uncompressed .npy, memory-mapped)
+# ---------------------------------------------------------------------------------
+_ARRAYS = ("x", "y", "subject", "recording", "start_s")
+_CACHE: dict[str, Any] = {}
+
+
+def _save_windows(ws: Any, folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in _ARRAYS:
+        np.save(folder / f"{name}.npy", getattr(ws, name))
+    meta = {
+        "label_names": ws.label_names,
+        "channel_names": ws.channel_names,
+        "modality_groups": ws.modality_groups,
+        "sampling_rate_hz": ws.sampling_rate_hz,
+        "provenance": ws.provenance,
+    }
+    (folder / "meta.json").write_text(json.dumps(meta, default=str))
+    return folder
+
+
+def _load_windows(folder: str) -> Any:
+    from components.data.windows import WindowSet
+
+    if _CACHE.get("folder") != folder:
+        meta = json.loads((Path(folder) / "meta.json").read_text())
+        arrays = {n: np.load(Path(folder) / f"{n}.npy", mmap_mode="r" if n == "x" else None) for n in _ARRAYS}
+        _CACHE.clear()
+        _CACHE.update(folder=folder, windows=WindowSet(**arrays, **meta))
+    return _CACHE["windows"]
+
+
+# ---------------------------------------------------------------------------------
+# one task
+# ---------------------------------------------------------------------------------
+def _init_worker(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def _supports_mask(model: Any) -> bool:
+    return hasattr(model, "forward_train") and len(getattr(model, "input_groups", [])) > 1
+
+
+def run_task(task: dict[str, Any]) -> dict[str, Any]:
+    """Train and test one (model, fold, seed); returns a JSON-able record (``error`` on failure)."""
+    t0 = time.time()
+    record: dict[str, Any] = {
+        "model": task["model"],
+        "fold": task["fold"]["name"],
+        "seed": task["seed"],
+        "train_subjects": list(task["fold"]["train"]),
+        "val_subjects": list(task["fold"]["val"]),
+        "test_subjects": list(task["fold"]["test"]),
+    }
+    try:
+        import torch
+
+        from components.data.splitting import Fold, apply_fold
+        from components.evaluation.metrics import classification_metrics
+        from components.models.registry import build_model
+        from components.models.spec import InputSpec
+        from components.training.trainer import TrainConfig, predict, train_model
+
+        if task.get("threads"):
+            torch.set_num_threads(task["threads"])
+        windows = _load_windows(task["windows_dir"])
+        fold = Fold(**task["fold"])
+        split = apply_fold(windows, fold)
+        train, val, test = split.standardized()
+        if len(val) == 0:
+            raise ValueError(f"fold {fold.name} has no validation windows (too few subjects?)")
+        spec = InputSpec.from_windows(train)
+        torch.manual_seed(task["seed"])  # weight init happens outside train_model
+        model = build_model(task["model"], spec)
+        cfg = TrainConfig(
+            lr=task["lr"],
+            weight_decay=task["weight_decay"],
+            epochs=task["epochs"],
+            batch_size=task["batch_size"],
+            patience=task["patience"],
+            seed=task["seed"],
+            modality_dropout=task["modality_dropout"],
+            device=task["device"],
+            progress=False,
+        )
+        result = train_model(model, train, val, cfg)
+        probs = predict(model, test.x)
+        m = classification_metrics(test.y, probs.argmax(1), test.n_classes, test.label_names)
+        record["metrics"] = {
+            k: m[k] for k in ("macro_f1", "accuracy", "balanced_accuracy", "gmean", "per_class_f1", "n")
+        }
+        record["metrics"]["label_names"] = list(test.label_names)
+        record["metrics"]["present"] = m["present"]
+        if _supports_mask(model):
+            missing = {}
+            for g, name in enumerate(model.input_groups):
+                mask = np.ones((len(test), len(model.input_groups)), np.float32)
+                mask[:, g] = 0.0
+                pm = predict(model, test.x, modality_mask=mask).argmax(1)
+                missing[name] = classification_metrics(test.y, pm, test.n_classes)["macro_f1"]
+            record["missing_modality_macro_f1"] = missing
+        record.update(
+            epochs_run=result.epochs_run,
+            best_epoch=result.best_epoch,
+            best_val_macro_f1=result.best_val_f1,
+            train_seconds=result.seconds,
+            windows={"train": len(train), "val": len(val), "test": len(test)},
+        )
+    except Exception as exc:  # noqa: BLE001 - reported by the caller, never dropped
+        record["error"] = f"{type(exc).__name__}: {exc}"
+        record["traceback"] = traceback.format_exc()[-4000:]
+    record["seconds"] = time.time() - t0
+    return record
+
+
+# ---------------------------------------------------------------------------------
+# aggregation and reports
+# ---------------------------------------------------------------------------------
+def _mean_std(values: list[float]) -> tuple[float | None, float | None]:
+    if not values:
+        return None, None
+    a = np.asarray(values, dtype=np.float64)
+    return float(a.mean()), float(a.std(ddof=1)) if len(a) > 1 else 0.0
+
+
+def aggregate(name: str, records: list[dict[str, Any]], efficiency: dict[str, Any] | None) -> dict[str, Any]:
+    """Per-model summary: means/std over every (fold, seed), efficiency, per-fold records."""
+    ok = [r for r in records if "error" not in r]
+    out: dict[str, Any] = {"n_runs": len(ok), "n_failed": len(records) - len(ok)}
+    for key in ("macro_f1", "accuracy", "balanced_accuracy", "gmean"):
+        mean, std = _mean_std([r["metrics"][key] for r in ok])
+        out[f"{key}_mean"], out[f"{key}_std"] = mean, std
+    out["train_seconds_mean"] = _mean_std([r["train_seconds"] for r in ok])[0]
+    out["epochs_run_mean"] = _mean_std([r["epochs_run"] for r in ok])[0]
+    missing = [r["missing_modality_macro_f1"] for r in ok if "missing_modality_macro_f1" in r]
+    if missing:
+        out["missing_modality_macro_f1_mean"] = {g: _mean_std([mm[g] for mm in missing])[0] for g in missing[0]}
+    eff = efficiency or {}
+    for key in ("params", "macs_per_window", "onnx_size_bytes", "latency_ms_p50", "latency_ms_p50_torch"):
+        out[key] = eff.get(key)
+    for key in ("latency_ms_p90", "latency_ms_p90_torch", "onnx_max_abs_diff", "onnx_error"):
+        if key in eff:
+            out[key] = eff[key]
+    out["per_fold"] = sorted(
+        [
+            {
+                k: r.get(k)
+                for k in (
+                    "fold",
+                    "seed",
+                    "train_subjects",
+                    "val_subjects",
+                    "test_subjects",
+                    "metrics",
+                    "missing_modality_macro_f1",
+                    "epochs_run",
+                    "best_epoch",
+                    "best_val_macro_f1",
+                    "train_seconds",
+                    "windows",
+                )
+                if k in r
+            }
+            for r in ok
+        ],
+        key=lambda r: (r["fold"], r["seed"]),
+    )
+    return out
+
+
+def _fmt(v: Any, digits: int = 3) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}"
+    if isinstance(v, int):
+        return f"{v:,}"
+    return str(v)
+
+
+def render_markdown(result: dict[str, Any]) -> str:
+    """The Markdown report written beside the JSON."""
+    s = result["settings"]
+    lines = [f"# Benchmark: {result['data']['dataset']} / {result['protocol']['name']}", ""]
+    if not result["complete_protocol"]:
+        lines += [
+            "> **SMOKE / PARTIAL RUN - not comparable with published results.**",
+            "> " + "; ".join(result["deviations"]),
+            "",
+        ]
+    lines += [
+        f"- folds: {len(result['protocol']['folds'])}, seeds: {s['seeds']}, epochs cap: {s['epochs']}, "
+        f"patience: {s['patience']}, device: {s['device']}, jobs: {s['jobs']}",
+        f"- git: `{result['git'].get('commit')}`{' (dirty)' if result['git'].get('dirty') else ''}; "
+        f"data.dvc md5: `{result['data'].get('data_dvc_md5')}`; windows sha256: "
+        f"`{(result['data'].get('windows_sha256') or '')[:16]}`",
+        f"- environment: Python {result['environment']['python']}, torch {result['environment']['torch']}, "
+        f"CPU {result['environment']['cpu']}, GPU {result['environment']['gpu'] or '-'}",
+        "",
+        "| model | macro-F1 | ± std | accuracy | balanced acc. | G-mean | params | MACs/window "
+        "| ONNX KiB | ORT p50 ms | torch p50 ms | train s/run |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, m in result["models"].items():
+        size = m.get("onnx_size_bytes")
+        lines.append(
+            f"| {name} | {_fmt(m['macro_f1_mean'])} | {_fmt(m['macro_f1_std'])} | {_fmt(m['accuracy_mean'])} "
+            f"| {_fmt(m['balanced_accuracy_mean'])} | {_fmt(m['gmean_mean'])} | {_fmt(m.get('params'))} "
+            f"| {_fmt(m.get('macs_per_window'))} | {_fmt(size / 1024 if size else None, 1)} "
+            f"| {_fmt(m.get('latency_ms_p50'))} | {_fmt(m.get('latency_ms_p50_torch'))} "
+            f"| {_fmt(m.get('train_seconds_mean'), 1)} |"
+        )
+    miss = {
+        n: m["missing_modality_macro_f1_mean"]
+        for n, m in result["models"].items()
+        if m.get("missing_modality_macro_f1_mean")
+    }
+    if miss:
+        groups = list(next(iter(miss.values())))
+        lines += ["", "Macro-F1 with one modality removed (`modality_mask`):", ""]
+        lines += ["| model | " + " | ".join(f"no {g}" for g in groups) + " |", "|---|" + "---:|" * len(groups)]
+        for n, mm in miss.items():
+            lines.append(f"| {n} | " + " | ".join(_fmt(mm.get(g)) for g in groups) + " |")
+    ref = result["published_reference"]["datasets"].get(result["data"]["dataset"])
+    if ref:
+        lines += ["", f"Published reference ({result['published_reference']['source']}; different splits):", ""]
+        lines += ["| model | macro-F1 |", "|---|---:|"] + [f"| {k} | {v:.3f} |" for k, v in ref.items()]
+    if result["failures"]:
+        lines += ["", "## Failed tasks", ""]
+        lines += [f"- {f['model']} / {f['fold']} / seed {f['seed']}: {f['error']}" for f in result["failures"]]
+    lines += ["", f"Protocol: {result['protocol']['description']}", ""]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------
+# the run
+# ---------------------------------------------------------------------------------
+def _resolve_folds(settings: BenchmarkSettings, subjects: list[str]):
+    from components.data.splitting import SplitConfig, SplitError, make_folds
+
+    if settings.protocol not in ("holdout", "loso"):
+        raise SplitError(f"protocol must be holdout or loso, got {settings.protocol!r}")
+    test, val = settings.test_subjects, settings.val_subjects
+    if settings.protocol == "holdout" and not test:
+        d_test, d_val = HOLDOUT_DEFAULTS.get(settings.dataset, ((), ()))
+        if d_test and set(d_test) <= set(subjects) and set(d_val) <= set(subjects):
+            test, val = list(d_test), list(d_val)
+        else:
+            test = [subjects[-1]]  # last subject (numeric order)
+    cfg = SplitConfig(
+        protocol=settings.protocol,
+        test_subjects=tuple(test or ()),
+        val_subjects=tuple(val or ()),
+        val_share=settings.val_share,
+        seed=0,
+    )
+    folds = make_folds(subjects, cfg)
+    if settings.folds:
+        wanted = set(settings.folds)
+        folds = [f for f in folds if f.name in wanted or set(f.test) & wanted]
+        if not folds:
+            raise SplitError(f"--folds {settings.folds} matches no fold")
+    return folds
+
+
+def run_benchmark(
+    settings: BenchmarkSettings,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> tuple[dict[str, Any], Path]:
+    """Run the benchmark; returns ``(result dict, path of the JSON written)``."""
+    import torch
+
+    from components.config import data_dir as default_data_dir
+    from components.data.windowing import WindowConfig, window_dataset
+    from components.models.registry import MODEL_NAMES, build_model
+    from components.models.spec import InputSpec
+
+    t_start = time.time()
+    names = settings.model_names()
+    unknown = [n for n in names if n not in MODEL_NAMES]
+    if unknown:
+        raise ValueError(f"unknown models {unknown}; known: {', '.join(MODEL_NAMES)}")
+    if settings.seeds < 1 or settings.jobs < 1:
+        raise ValueError("seeds and jobs must be >= 1")
+    root = Path(settings.data_dir) if settings.data_dir else default_data_dir()
+    out_dir = Path(settings.out) if settings.out else REPO_ROOT / "benchmarks" / "results"
+    dataset_dir = root / settings.dataset
+    if not (dataset_dir / "manifest.yaml").exists():
+        from components.data.importers import import_dataset
+
+        log(f"{dataset_dir} missing: importing {settings.dataset} (all subjects)")
+        import_dataset(settings.dataset, root, jobs=max(1, min(settings.jobs, os.cpu_count() or 1)))
+
+    windows = window_dataset(dataset_dir, WindowConfig(length_s=WINDOW_LENGTH_S, overlap=WINDOW_OVERLAP))
+    if settings.subjects:
+        missing = sorted(set(settings.subjects) - set(windows.subjects))
+        if missing:
+            raise ValueError(f"subjects {missing} are not in {settings.dataset} ({windows.subjects})")
+        windows = windows.for_subjects(settings.subjects)
+    folds = _resolve_folds(settings, windows.subjects)
+    device = settings.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    threads = max(1, (os.cpu_count() or 1) // settings.jobs)
+
+    failures: list[dict[str, Any]] = []
+    records: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
+    with tempfile.TemporaryDirectory(prefix="har-bench-") as tmp:
+        windows_dir = str(_save_windows(windows, Path(tmp) / "windows"))
+        tasks = [
+            {
+                "model": n,
+                "fold": asdict(f),
+                "seed": seed,
+                "windows_dir": windows_dir,
+                "epochs": settings.epochs,
+                "patience": settings.patience,
+                "batch_size": settings.batch_size,
+                "lr": settings.lr,
+                "weight_decay": settings.weight_decay,
+                "modality_dropout": settings.modality_dropout,
+                "device": device,
+                "threads": threads,
+            }
+            for f in folds
+            for seed in range(settings.seeds)
+            for n in names
+        ]
+        log(
+            f"{len(tasks)} tasks ({len(names)} models x {len(folds)} folds x {settings.seeds} seeds), "
+            f"{settings.jobs} job(s) x {threads} thread(s), device {device}"
+        )
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(tasks), desc="benchmark", unit="task")
+
+        def collect(rec: dict[str, Any]) -> None:
+            records[rec["model"]].append(rec)
+            if "error" in rec:
+                failures.append({k: rec.get(k) for k in ("model", "fold", "seed", "error", "traceback")})
+                log(f"FAILED {rec['model']} / {rec['fold']} / seed {rec['seed']}: {rec['error']}")
+            if bar is not None:
+                bar.update(1)
+                if "error" not in rec:
+                    bar.set_postfix_str(f"{rec['model']} {rec['fold']} F1={rec['metrics']['macro_f1']:.3f}")
+
+        try:
+            if settings.jobs == 1:
+                prev = torch.get_num_threads()
+                try:
+                    for task in tasks:
+                        collect(run_task(task))
+                finally:
+                    torch.set_num_threads(prev)
+            else:
+                ctx = mp.get_context("spawn")
+                with ProcessPoolExecutor(
+                    max_workers=settings.jobs, mp_context=ctx, initializer=_init_worker, initargs=(threads,)
+                ) as pool:
+                    futures = {pool.submit(run_task, t): t for t in tasks}
+                    for fut in as_completed(futures):
+                        t = futures[fut]
+                        try:
+                            rec = fut.result()
+                        except Exception as exc:  # noqa: BLE001 - e.g. a worker killed by the OS
+                            rec = {
+                                "model": t["model"],
+                                "fold": t["fold"]["name"],
+                                "seed": t["seed"],
+                                "error": f"{type(exc).__name__}: {exc}",
+                                "traceback": traceback.format_exc()[-4000:],
+                            }
+                        collect(rec)
+        finally:
+            if bar is not None:
+                bar.close()
+
+    # efficiency: main process, after training (no competing workers), 1 thread
+    spec = InputSpec.from_windows(windows)
+    models_out: dict[str, Any] = {}
+    for n in names:
+        eff = None
+        if settings.efficiency:
+            from components.benchmark.efficiency import efficiency_report
+
+            torch.manual_seed(0)
+            eff = efficiency_report(build_model(n, spec), spec, runs=settings.latency_runs)
+        models_out[n] = aggregate(n, records[n], eff)
+
+    deviations = settings.deviations()
+    complete = not deviations
+    result: dict[str, Any] = {
+        "complete_protocol": complete,
+        "deviations": deviations,
+        "models": models_out,
+        "protocol": {
+            "name": settings.protocol,
+            "description": PROTOCOL_DESCRIPTION,
+            "window_s": WINDOW_LENGTH_S,
+            "overlap": WINDOW_OVERLAP,
+            "folds": [asdict(f) for f in folds],
+        },
+        "settings": {
+            "models": names,
+            "ablations": settings.ablations,
+            "epochs": settings.epochs,
+            "patience": settings.patience,
+            "seeds": settings.seeds,
+            "device": device,
+            "jobs": settings.jobs,
+            "threads_per_job": threads,
+            "batch_size": settings.batch_size,
+            "lr": settings.lr,
+            "weight_decay": settings.weight_decay,
+            "val_share": settings.val_share,
+            "modality_dropout": settings.modality_dropout,
+            "subjects": settings.subjects,
+            "folds": settings.folds,
+            "latency": f"batch 1, p50 over {settings.latency_runs} runs after 20 warm-up; ORT fp32 ONNX (opset 18, "
+            "intra_op_num_threads=1, sequential) = latency_ms_p50; torch eager 1 thread = "
+            "latency_ms_p50_torch; untrained weights (timing does not depend on them)",
+        },
+        "git": git_info(),
+        "data": {
+            "dataset": settings.dataset,
+            "data_dir": str(root),
+            "data_dvc_md5": data_dvc_md5(),
+            "windows_sha256": windows_hash(windows),
+            "n_windows": len(windows),
+            "subjects": windows.subjects,
+            "n_classes": windows.n_classes,
+            "n_channels": windows.n_channels,
+            "window_len": windows.window_len,
+            "sampling_rate_hz": windows.sampling_rate_hz,
+            "modality_groups": {k: list(v) for k, v in windows.modality_groups.items()},
+        },
+        "environment": environment_info(device),
+        "published_reference": PUBLISHED_REFERENCE,
+        "failures": failures,
+        "created_unix": time.time(),
+        "duration_s": time.time() - t_start,
+        "command": " ".join(sys.argv),
+    }
+    stem = f"{settings.dataset}-{settings.protocol}" + ("" if complete else "-smoke")
+    json_path = out_dir / f"{stem}.json"
+    atomic_write_text(json_path, json.dumps(result, indent=2, default=str))
+    atomic_write_text(out_dir / f"{stem}.md", render_markdown(result))
+    return result, json_path

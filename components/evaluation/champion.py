@@ -1,0 +1,52 @@
+"""The current champion's score on *this* test split of *this* data version.
+
+If the champion was evaluated on the same data version and test subjects, its
+recorded ``test_macro_f1`` is used; otherwise its exported fp32 ONNX (which carries
+its own standardisation) is downloaded and re-evaluated on the current test windows,
+provided its channels and window length match.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from components import tracking
+from components.data.splitting import SplitWindows
+from components.evaluation.metrics import classification_metrics
+from components.export.onnx_export import onnx_logits
+
+
+def champion_macro_f1(registered_model: str, split: SplitWindows) -> tuple[Any | None, float | None, str]:
+    """(champion model version or None, its macro-F1 on this split or None, explanation)."""
+    champion = tracking.alias_version(registered_model, tracking.CHAMPION)
+    if champion is None:
+        return None, None, "no champion yet"
+    run = tracking.client().get_run(champion.run_id)
+    tags, metrics = run.data.tags, run.data.metrics
+    data_version = str(split.provenance.get("data_version"))
+    same = tags.get("data_version") == data_version and tags.get("test_subjects") == ",".join(split.fold.test)
+    if same and "test_macro_f1" in metrics:
+        return (
+            champion,
+            float(metrics["test_macro_f1"]),
+            (f"champion v{champion.version}: recorded test macro-F1 on the same data version and test subjects"),
+        )
+    folder = tracking.download_artifacts(champion.run_id, "exported")
+    pre = json.loads((folder / "preprocessing.json").read_text())
+    if pre["channel_names"] != split.test.channel_names or pre["window_len"] != split.test.window_len:
+        return (
+            champion,
+            None,
+            (f"champion v{champion.version} takes different input (channels/window); it cannot be compared"),
+        )
+    pred = onnx_logits(folder / "model.onnx", split.test.x).argmax(1)
+    f1 = classification_metrics(split.test.y, pred, split.test.n_classes)["macro_f1"]
+    return (
+        champion,
+        float(f1),
+        (
+            f"champion v{champion.version}: re-evaluated on data version {data_version} "
+            f"(it was trained on {tags.get('data_version')})"
+        ),
+    )

@@ -1,0 +1,102 @@
+"""Evaluation gates and the champion/challenger decision (pure logic, no MLflow).
+
+A candidate is promoted only if it passes every gate *and* is not worse than the
+current champion (evaluated on the same test split of the same data version) by more
+than ``tolerance`` macro-F1. A candidate that passes the gates but loses becomes a
+``challenger``; one that fails a gate is ``rejected``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class PromotionConfig:
+    """Thresholds (``configs/train.yaml`` -> ``promotion:``)."""
+
+    min_macro_f1: float = 0.80
+    max_int8_f1_drop: float = 0.005  # 0.5 macro-F1 points
+    max_latency_ms: float = 10.0  # int8, batch 1, 1 thread, ONNX Runtime, p50
+    max_model_bytes: int = 2_000_000  # int8 file
+    min_class_recall: float = 0.30  # no class left behind
+    tolerance: float = 0.005  # may be this much worse than the champion and still win
+
+
+@dataclass
+class Decision:
+    """The promotion outcome and every reason behind it."""
+
+    outcome: str  # "champion" | "challenger" | "rejected"
+    reasons: list[str]
+    gates: dict[str, dict[str, Any]] = field(default_factory=dict)
+    champion_macro_f1: float | None = None
+
+    @property
+    def promoted(self) -> bool:
+        return self.outcome == "champion"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "promoted": self.promoted}
+
+
+def check_gates(candidate: dict[str, Any], cfg: PromotionConfig) -> dict[str, dict[str, Any]]:
+    """Evaluate every gate. ``candidate`` keys: macro_f1, int8_macro_f1, per_class_recall,
+    latency_ms_p50 (int8), model_bytes (int8), label_names (optional)."""
+    recalls = candidate["per_class_recall"]
+    names = candidate.get("label_names") or [str(i) for i in range(len(recalls))]
+    present = candidate.get("present") or list(range(len(recalls)))
+    worst_i = min(present, key=lambda i: recalls[i]) if present else 0
+    drop = candidate["macro_f1"] - candidate["int8_macro_f1"]
+    return {
+        "min_macro_f1": _gate(candidate["macro_f1"], cfg.min_macro_f1, candidate["macro_f1"] >= cfg.min_macro_f1),
+        "max_int8_f1_drop": _gate(drop, cfg.max_int8_f1_drop, drop <= cfg.max_int8_f1_drop),
+        "max_latency_ms": _gate(
+            candidate["latency_ms_p50"], cfg.max_latency_ms, candidate["latency_ms_p50"] <= cfg.max_latency_ms
+        ),
+        "max_model_bytes": _gate(
+            candidate["model_bytes"], cfg.max_model_bytes, candidate["model_bytes"] <= cfg.max_model_bytes
+        ),
+        "min_class_recall": {
+            **_gate(recalls[worst_i], cfg.min_class_recall, recalls[worst_i] >= cfg.min_class_recall),
+            "class": names[worst_i],
+        },
+    }
+
+
+def _gate(value: float, threshold: float, passed: bool) -> dict[str, Any]:
+    return {"value": float(value), "threshold": float(threshold), "passed": bool(passed)}
+
+
+def decide(candidate: dict[str, Any], champion_macro_f1: float | None, cfg: PromotionConfig) -> Decision:
+    """Gates first, then the comparison with the champion (``None``: there is none)."""
+    gates = check_gates(candidate, cfg)
+    failed = [name for name, g in gates.items() if not g["passed"]]
+    reasons = [_describe(name, g) for name, g in gates.items()]
+    if failed:
+        return Decision("rejected", [f"failed gates: {', '.join(failed)}", *reasons], gates, champion_macro_f1)
+    f1 = candidate["macro_f1"]
+    if champion_macro_f1 is None:
+        return Decision("champion", ["passed every gate; there is no champion yet", *reasons], gates)
+    if f1 >= champion_macro_f1 - cfg.tolerance:
+        why = f"macro-F1 {f1:.4f} vs champion {champion_macro_f1:.4f} (tolerance {cfg.tolerance})"
+        return Decision(
+            "champion",
+            [f"passed every gate and is not worse than the champion: {why}", *reasons],
+            gates,
+            champion_macro_f1,
+        )
+    why = f"macro-F1 {f1:.4f} < champion {champion_macro_f1:.4f} - tolerance {cfg.tolerance}"
+    return Decision(
+        "challenger",
+        [f"passed every gate but loses to the champion: {why}", *reasons],
+        gates,
+        champion_macro_f1,
+    )
+
+
+def _describe(name: str, g: dict[str, Any]) -> str:
+    mark = "ok" if g["passed"] else "FAILED"
+    cls = f" (class {g['class']})" if "class" in g else ""
+    return f"{name}: {g['value']:.4g} vs {g['threshold']:.4g}{cls} -> {mark}"

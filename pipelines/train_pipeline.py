@@ -1,0 +1,38 @@
+"""train_pipeline: ingest -> validate -> window -> split -> train -> evaluate -> export -> promote -> package."""
+
+from __future__ import annotations
+
+from zenml import pipeline
+
+from pipelines.data_pipeline import prepare_data
+from steps.evaluate_model import evaluate_model_step
+from steps.export_model import export_model_step
+from steps.package_model import package_model_step
+from steps.promote_model import promote_model_step
+from steps.train_model import train_model_step
+
+
+@pipeline(name="train_pipeline")
+def train_pipeline(
+    dataset: str = "dsads",
+    source: str | None = None,
+    subjects: list[str] | None = None,
+    validation: dict | None = None,
+    window: dict | None = None,
+    split: dict | None = None,
+    fold: int = 0,
+    model: dict | None = None,
+    trainer: dict | None = None,
+    export: dict | None = None,
+    promotion: dict | None = None,
+    registered_model: str = "cmd-har-dsads",
+) -> None:
+    """Versioned data -> cross-subject-validated model -> gated promotion -> BentoML model."""
+    fold_split = prepare_data(dataset, source, subjects, validation, window, split, fold, reimport=False)
+    trained, run_id = train_model_step(fold_split, model=model or {"name": "cmdhar"}, trainer=trainer)
+    metrics, _ = evaluate_model_step(trained, fold_split, run_id)
+    exported = export_model_step(trained, fold_split, run_id, **(export or {}))
+    decision = promote_model_step(
+        exported, metrics, fold_split, run_id, registered_model=registered_model, promotion=promotion
+    )
+    package_model_step(decision, exported)

@@ -1,0 +1,132 @@
+"""End to end: train_pipeline on a small real DSADS subset, three times.
+
+Isolated ZenML config/repository, MLflow store, BentoML home and data project, so the
+checkout's own state is never touched. Run 1 becomes champion; run 2 (a deliberately
+worse config) does not take the alias; run 3 fails in training and leaves the alias,
+the registered versions and the BentoML store as they were.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import REPO_ROOT, isolated_env
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train-e2e")
+    return {"root": root, "env": isolated_env(root)}
+
+
+def _config(root: Path, name: str, **trainer) -> Path:
+    config = yaml.safe_load((REPO_ROOT / "configs" / "train.yaml").read_text())
+    config.pop("steps")  # no MLflow tracker in the isolated stack: steps log on their own
+    config["model"]["name"] = "cmd-har-e2e"
+    p = config["parameters"]
+    p.update(
+        subjects=["1", "2", "3"],
+        split={"protocol": "holdout", "test_subjects": ["3"], "val_subjects": ["2"]},
+        model={"name": "cnn", "hparams": {"channels": [16, 32, 32]}},
+        registered_model="cmd-har-e2e",
+        export={"calibration_windows": 256},
+        promotion={
+            "min_macro_f1": 0.0,
+            "max_int8_f1_drop": 1.0,
+            "max_latency_ms": 1000.0,
+            "max_model_bytes": 50_000_000,
+            "min_class_recall": 0.0,
+            "tolerance": 0.0,
+        },
+    )
+    p["validation"]["jobs"] = 1
+    p["trainer"].update({"epochs": 3, "patience": 3, "progress": False, **trainer})
+    path = root / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def _har(env, *args, check=True):
+    proc = subprocess.run(
+        [sys.executable, "-m", "components.cli", *args],
+        cwd=REPO_ROOT,
+        env=env["env"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    if check:
+        assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    return proc, " ".join(proc.stdout.split())
+
+
+def _mlflow(env):
+    os.environ["MLFLOW_TRACKING_URI"] = env["env"]["MLFLOW_TRACKING_URI"]
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=env["env"]["MLFLOW_TRACKING_URI"], registry_uri=env["env"]["MLFLOW_TRACKING_URI"])
+
+
+def test_champion_challenger_and_failure(env, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", env["env"]["MLFLOW_TRACKING_URI"])
+    # -- run 1: first model becomes champion -------------------------------------------
+    _, out = _har(env, "train", "-c", str(_config(env["root"], "good")))
+    assert "champion" in out and "cmd-har-e2e v1" in out
+    client = _mlflow(env)
+    champion = client.get_model_version_by_alias("cmd-har-e2e", "champion")
+    assert str(champion.version) == "1"
+    run = client.get_run(champion.run_id)
+    data_version = run.data.tags["data_version"]
+    assert data_version.endswith(".dir") and data_version in out
+    assert {"zenml_pipeline_run_id", "git_commit", "git_dirty", "config_hash", "test_subjects"} <= set(run.data.tags)
+    inputs = {i.tags[0].value if i.tags else None: i.dataset for i in run.inputs.dataset_inputs}
+    contexts = {t.value for i in run.inputs.dataset_inputs for t in i.tags if t.key == "mlflow.data.context"}
+    assert contexts == {"training", "validation", "test"}
+    assert all(i.dataset.digest == data_version for i in run.inputs.dataset_inputs), inputs
+    assert 0 < run.data.metrics["test_macro_f1"] <= 1
+    assert "epoch.val_macro_f1" in run.data.metrics and "export.int8_macro_f1" in run.data.metrics
+    artifacts = {a.path for a in client.list_artifacts(champion.run_id, "plots")}
+    assert {"plots/confusion_matrix.png", "plots/learning_curves.png", "plots/per_class_f1.png"} <= artifacts
+    exported = {a.path for a in client.list_artifacts(champion.run_id, "exported")}
+    assert {"exported/model.onnx", "exported/model.int8.onnx", "exported/preprocessing.json"} <= exported
+    good_f1 = run.data.metrics["test_macro_f1"]
+
+    # -- lineage CLI ------------------------------------------------------------------
+    _, lineage = _har(env, "lineage", "-m", "cmd-har-e2e")
+    for needle in (
+        "raw source",
+        data_version,
+        "ZenML run",
+        champion.run_id,
+        "v1",
+        "champion",
+        "cmd-har-e2e:",
+    ):
+        assert needle in lineage, needle
+
+    # -- run 2: a deliberately worse config does not take the alias -------------------
+    _, out = _har(env, "train", "-c", str(_config(env["root"], "worse", epochs=1, lr=1e-6)))
+    assert (
+        "challenger" in out and "cached steps │ validate_dataset_step, window_dataset_step, split_windows_step" in out
+    )
+    assert str(client.get_model_version_by_alias("cmd-har-e2e", "champion").version) == "1"
+    challenger = client.get_model_version_by_alias("cmd-har-e2e", "challenger")
+    assert str(challenger.version) == "2"
+    assert client.get_run(challenger.run_id).data.metrics["test_macro_f1"] < good_f1
+    bentos_before = _har(env, "lineage", "-m", "cmd-har-e2e", "2")[1]
+    assert "none (not promoted)" in bentos_before
+
+    # -- run 3: a failure midway leaves everything as it was --------------------------
+    proc, _ = _har(env, "train", "-c", str(_config(env["root"], "broken", bogus_option=1)), check=False)
+    assert proc.returncode != 0
+    assert "bogus_option" in proc.stdout + proc.stderr
+    assert str(client.get_model_version_by_alias("cmd-har-e2e", "champion").version) == "1"
+    assert len(client.search_model_versions("name='cmd-har-e2e'")) == 2
