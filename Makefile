@@ -29,7 +29,7 @@ STACK ?= har_local
 INSTALLED := $(VENV)/.installed
 INITIALISED := .zen/.initialised
 
-.PHONY: help run test setup install lint data data-status mlflow-ui clean-state
+.PHONY: help run test setup install lint data data-status mlflow-ui env clean-state
 
 help: ## list targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -75,6 +75,13 @@ lint: $(INSTALLED) ## ruff
 
 data-status: $(INSTALLED) ## data version, datasets, dvc status
 	$(BIN)/har data status
+
+env: ## print the environment for running zenml/mlflow/dvc/har by hand: eval "$$(make -s env)"
+	@echo 'export ZENML_CONFIG_PATH="$(ZENML_CONFIG_PATH)" BENTOML_HOME="$(BENTOML_HOME)"'
+	@echo 'export HAR_CACHE_DIR="$(HAR_CACHE_DIR)" MLFLOW_TRACKING_URI="$(MLFLOW_TRACKING_URI)"'
+	@echo 'export ZENML_ANALYTICS_OPT_IN=false BENTOML_DO_NOT_TRACK=true GX_ANALYTICS_ENABLED=false'
+	@echo 'export DVC_NO_ANALYTICS=1 MLFLOW_DISABLE_TELEMETRY=true ZENML_LOGGING_VERBOSITY=$(ZENML_LOGGING_VERBOSITY)'
+	@echo 'export PATH="$(CURDIR)/$(BIN):$$PATH"'
 
 clean-state: ## delete local state (venv kept): ZenML, MLflow, caches, data/
 	rm -rf .zen .zenml .mlflow .cache artifacts data

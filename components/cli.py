@@ -279,9 +279,11 @@ def print_train_run_summary(run) -> None:
     cached = [name for name, s in steps.items() if s.status.value == "cached"]
     table.add_row("cached steps", ", ".join(cached) or "none")
     console.print(table)
+    lineage = f"har lineage {decision['registered_version']} -m {decision['registered_model']}"
+    bento = f"bentoml models list {decision['registered_model']}" if decision["promoted"] else "(no new champion)"
     console.print(
-        f"next: [bold]mlflow ui --backend-store-uri {tracking.tracking_uri()}[/] · "
-        "[bold]bentoml serve[/] · [bold]har lineage[/] · [bold]zenml login --local[/]"
+        f"next: [bold]mlflow ui --backend-store-uri {tracking.tracking_uri()}[/] · [bold]{lineage}[/] · "
+        f"[bold]{bento}[/] · [bold]zenml login --local[/] (dashboard)"
     )
 
 
