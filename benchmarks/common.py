@@ -5,25 +5,15 @@ from __future__ import annotations
 import json
 import os
 import platform
-import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from components.io_utils import atomic_write_text
+from components.provenance import git_info
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-def git_commit() -> dict[str, Any]:
-    def run(*args: str) -> str:
-        try:
-            return subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True).stdout.strip()
-        except OSError:
-            return ""
-
-    return {"commit": run("rev-parse", "HEAD") or None, "dirty": bool(run("status", "--porcelain"))}
 
 
 def environment() -> dict[str, Any]:
@@ -38,7 +28,7 @@ def environment() -> dict[str, Any]:
         "numpy": numpy.__version__,
         "pyarrow": pyarrow.__version__,
         "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        **git_commit(),
+        **git_info(),
     }
 
 

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from components import provenance
 from components.data.sources import REPO_ROOT
 
 DEFAULT_EXPERIMENT = "cmd-har"
@@ -93,18 +94,9 @@ def config_hash(config: dict[str, Any]) -> str:
 
 
 def git_info() -> dict[str, str]:
-    import subprocess
-
-    def git(*args: str) -> str:
-        try:
-            return subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True).stdout.strip()
-        except OSError:
-            return ""
-
-    return {
-        "git_commit": git("rev-parse", "HEAD") or "unknown",
-        "git_dirty": str(bool(git("status", "--porcelain", "--untracked-files=no"))).lower(),
-    }
+    """MLflow tags for the checkout's commit and whether tracked files were modified."""
+    info = provenance.git_info()
+    return {"git_commit": info["commit"] or "unknown", "git_dirty": str(bool(info["dirty"])).lower()}
 
 
 def log_history(history: list[dict[str, Any]]) -> None:

@@ -29,9 +29,10 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from components.export import onnx_export
 from components.models.spec import InputSpec
 
-OPSET = 18
+OPSET = onnx_export.OPSET
 
 
 def count_params(model: nn.Module) -> int:
@@ -121,41 +122,18 @@ def _rnn_macs(model: nn.Module, x: torch.Tensor) -> int:
     return total[0]
 
 
-def export_onnx(model: nn.Module, spec: InputSpec, path: str | Path, opset: int = OPSET) -> Path:
-    """Export ``model`` (a CPU copy, eval mode) to fp32 ONNX with a dynamic batch axis."""
-    import warnings
-
+def export_onnx(model: nn.Module, spec: InputSpec, path: str | Path) -> Path:
+    """Export a CPU copy of ``model`` to fp32 ONNX exactly as the pipeline deploys it
+    (:func:`components.export.onnx_export.export_onnx`: opset 18, dynamic batch axis,
+    debug info stripped, parity-checked)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    m = copy.deepcopy(model).cpu().eval()
-    batch = torch.export.Dim("batch", min=1, max=4096)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            m,
-            (_example(spec, 2),),
-            str(path),
-            input_names=["x"],
-            output_names=["logits"],
-            opset_version=opset,
-            dynamo=True,
-            dynamic_shapes={"x": {0: batch}},
-            external_data=False,
-            verbose=False,
-        )
+    onnx_export.export_onnx(copy.deepcopy(model).cpu().eval(), _example(spec, 8).numpy(), path)
     return path
 
 
 def ort_session(path: str | Path, threads: int = 1):
     """An ONNX Runtime CPU session: ``intra_op_num_threads=threads``, sequential."""
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    so.log_severity_level = 3
-    return ort.InferenceSession(str(path), sess_options=so, providers=["CPUExecutionProvider"])
+    return onnx_export.onnx_session(Path(path), threads=threads)
 
 
 def _percentiles(times_s: list[float]) -> dict[str, float]:

@@ -29,7 +29,6 @@ import json
 import multiprocessing as mp
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -43,7 +42,9 @@ from typing import Any
 import numpy as np
 
 from components.data.sources import REPO_ROOT
+from components.data.versioning import data_version
 from components.io_utils import atomic_write_text
+from components.provenance import git_info
 
 WINDOW_LENGTH_S = 3.0
 WINDOW_OVERLAP = 0.5
@@ -169,35 +170,9 @@ class BenchmarkSettings:
 # ---------------------------------------------------------------------------------
 # provenance helpers
 # ---------------------------------------------------------------------------------
-def git_info(repo: Path = REPO_ROOT) -> dict[str, Any]:
-    """``{"commit", "dirty"}`` from read-only git calls (``None`` values without git)."""
-
-    def run(*args: str) -> str | None:
-        try:
-            return subprocess.run(
-                ["git", *args], cwd=repo, capture_output=True, text=True, timeout=20, check=True
-            ).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            return None
-
-    commit = run("rev-parse", "HEAD")
-    status = run("status", "--porcelain", "--untracked-files=no")
-    return {"commit": commit, "dirty": None if status is None else bool(status)}
-
-
 def data_dvc_md5(repo: Path = REPO_ROOT) -> str | None:
-    """The ``outs[0].md5`` of ``<repo>/data.dvc`` (read as YAML; DVC itself is not imported)."""
-    path = Path(repo) / "data.dvc"
-    if not path.exists():
-        return None
-    try:
-        import yaml
-
-        doc = yaml.safe_load(path.read_text()) or {}
-        outs = doc.get("outs") or []
-        return str(outs[0].get("md5")) if outs else None
-    except Exception:  # noqa: BLE001 - provenance is best effort
-        return None
+    """The data version recorded in ``<repo>/data.dvc`` (read as YAML; DVC is not imported)."""
+    return data_version(repo)
 
 
 def windows_hash(ws: Any) -> str:
