@@ -203,11 +203,7 @@ class RecordingValidator:
         import pandas as pd
 
         idx = [self.manifest.channel_names.index(c) for c in present]
-        v = (
-            np.stack([df[c].to_numpy() for c in present], axis=1)
-            if len({str(df[c].dtype) for c in present}) > 1
-            else df[present].to_numpy()
-        )
+        v = df[present].to_numpy()  # (samples, channels); mixed dtypes upcast, caught by the dtype check
         return pd.DataFrame(
             {
                 CHANNEL: np.tile(np.array(idx), len(v)),
