@@ -45,8 +45,19 @@ def _example(spec: InputSpec, batch: int = 1, seed: int = 0) -> torch.Tensor:
     return torch.randn(batch, spec.n_channels, spec.window_len, generator=g)
 
 
+def _run_with_hooks(model: nn.Module, x: torch.Tensor, types: tuple, hook: Any) -> None:
+    """One no-grad forward pass with ``hook`` on every module of ``types``."""
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, types)]
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for h in handles:
+            h.remove()
+
+
 def _macs_by_hooks(model: nn.Module, x: torch.Tensor) -> int:
-    """Approximate MACs of conv / linear / LSTM / GRU layers (fallback)."""
+    """Approximate MACs of conv / linear layers, plus LSTM / GRU (fallback)."""
     total = [0]
 
     def hook(mod: nn.Module, inp: tuple, out: Any) -> None:
@@ -54,26 +65,11 @@ def _macs_by_hooks(model: nn.Module, x: torch.Tensor) -> int:
         if isinstance(mod, (nn.Conv1d, nn.Conv2d)):
             k = int(np.prod(mod.kernel_size)) * (mod.in_channels // mod.groups)
             total[0] += int(o.numel()) * k
-        elif isinstance(mod, nn.Linear):
+        else:
             total[0] += int(o.numel()) * mod.in_features
-        elif isinstance(mod, (nn.LSTM, nn.GRU)):
-            gates = 4 if isinstance(mod, nn.LSTM) else 3
-            steps = int(inp[0].shape[1] if mod.batch_first else inp[0].shape[0])
-            per_step = gates * mod.hidden_size * (mod.input_size + mod.hidden_size)
-            total[0] += steps * per_step * int(inp[0].shape[0 if mod.batch_first else 1])
 
-    handles = [
-        m.register_forward_hook(hook)
-        for m in model.modules()
-        if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Linear, nn.LSTM, nn.GRU))
-    ]
-    try:
-        with torch.no_grad():
-            model(x)
-    finally:
-        for h in handles:
-            h.remove()
-    return total[0]
+    _run_with_hooks(model, x, (nn.Conv1d, nn.Conv2d, nn.Linear), hook)
+    return total[0] + _rnn_macs(model, x)
 
 
 def macs_per_window(model: nn.Module, spec: InputSpec) -> int:
@@ -112,13 +108,7 @@ def _rnn_macs(model: nn.Module, x: torch.Tensor) -> int:
             d_in = mod.input_size if layer == 0 else h * dirs
             total[0] += dirs * steps * batch * gates * h * (d_in + h)
 
-    handles = [m.register_forward_hook(hook) for m in rnns]
-    try:
-        with torch.no_grad():
-            model(x)
-    finally:
-        for h in handles:
-            h.remove()
+    _run_with_hooks(model, x, (nn.LSTM, nn.GRU), hook)
     return total[0]
 
 
