@@ -319,6 +319,16 @@ def _register_benchmark() -> None:
 _register_benchmark()
 
 
+def _register_retrain() -> None:
+    """``har data ingest``, ``har retrain``, ``har schedule`` (components/cli_retrain.py)."""
+    from components.cli_retrain import register
+
+    register(app, data_app)
+
+
+_register_retrain()
+
+
 @app.command("version")
 def version() -> None:
     """Print the cmd-har version and where local state lives."""

@@ -61,6 +61,20 @@ def version_data(repo: Path | None = None, push: bool = False) -> str:
     return version
 
 
+def default_remote(repo: Path | None = None) -> str | None:
+    """The name of the project's default DVC remote (None when none is configured)."""
+    try:
+        name = _dvc(["remote", "default"], Path(repo or dvc_repo())).strip()
+    except VersioningError:  # "no default remote set" exits non-zero
+        return None
+    return name or None
+
+
+def cache_dir(repo: Path | None = None) -> Path:
+    """The project's DVC cache folder (``dvc cache dir``)."""
+    return Path(_dvc(["cache", "dir"], Path(repo or dvc_repo())).strip())
+
+
 def is_up_to_date(repo: Path | None = None) -> bool:
     """True when ``data/`` matches ``data.dvc`` (``dvc status`` reports nothing)."""
     out = _dvc(["status", DVC_FILE, "--json"], Path(repo or dvc_repo())).strip()
