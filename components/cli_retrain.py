@@ -23,7 +23,9 @@ from components.config import artifacts_dir, data_dir
 from components.data.sources import REPO_ROOT
 
 console = Console()
-schedule_app = typer.Typer(help="Run `har retrain` on a schedule (user crontab or systemd timer).", no_args_is_help=True)
+schedule_app = typer.Typer(
+    help="Run `har retrain` on a schedule (user crontab or systemd timer).", no_args_is_help=True
+)
 
 EXIT_BUSY = 75  # EX_TEMPFAIL: another ingest/retrain holds the lock; try later
 

@@ -9,7 +9,7 @@ from zenml import log_metadata, step
 
 from components.config import data_dir
 from components.data.importers import import_dataset
-from components.data.versioning import version_data
+from components.data.versioning import pull_data, version_data
 
 
 @step(enable_cache=False)  # reads data/ as it is now: must run every time
@@ -19,6 +19,7 @@ def ingest_data_step(
     subjects: list[str] | None = None,
     reimport: bool = False,
     jobs: int = 2,
+    pull: bool = False,
 ) -> Annotated[str, "data_version"]:
     """Import ``dataset`` when missing (or when ``reimport``), then ``dvc add data``.
 
@@ -28,10 +29,14 @@ def ingest_data_step(
         subjects: import only these subjects (default all).
         reimport: re-import even when ``data/<dataset>`` exists (the data pipeline does).
         jobs: conversion worker processes.
+        pull: ``dvc pull`` the recorded data version first (cluster runs: set in
+            configs/cluster.yaml, the pod starts without ``data/``).
 
     Returns:
         The ``data.dvc`` md5 of ``data/``: the data version every later step keys on.
     """
+    if pull:
+        pull_data()
     folder = data_dir() / dataset
     if reimport or not (folder / "manifest.yaml").exists():
         import_dataset(dataset, data_dir(), Path(source) if source else None, subjects=subjects, jobs=jobs)

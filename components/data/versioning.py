@@ -61,6 +61,14 @@ def version_data(repo: Path | None = None, push: bool = False) -> str:
     return version
 
 
+def pull_data(repo: Path | None = None) -> None:
+    """``dvc pull data.dvc``: fetch the recorded data version from the default remote
+    (a pipeline pod on a cluster starts without ``data/``)."""
+    repo = Path(repo or dvc_repo())
+    if (repo / DVC_FILE).exists():
+        _dvc(["pull", DVC_FILE], repo)
+
+
 def default_remote(repo: Path | None = None) -> str | None:
     """The name of the project's default DVC remote (None when none is configured)."""
     try:

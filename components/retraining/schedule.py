@@ -21,6 +21,7 @@ from pathlib import Path
 from components.config import artifacts_dir
 from components.data.sources import REPO_ROOT
 from components.io_utils import atomic_write_text
+from components.tracking import tracking_uri
 
 MARKER = "# cmd-har retrain:"
 MACROS = {"@hourly": "hourly", "@daily": "daily", "@midnight": "daily", "@weekly": "weekly",
@@ -147,7 +148,7 @@ def job(config: str = "configs/train.yaml", venv: Path | None = None, log: Path 
         "ZENML_CONFIG_PATH": os.environ.get("ZENML_CONFIG_PATH", str(REPO_ROOT / ".zenml")),
         "BENTOML_HOME": os.environ.get("BENTOML_HOME", str(REPO_ROOT / ".bentoml")),
         "HAR_CACHE_DIR": os.environ.get("HAR_CACHE_DIR", str(REPO_ROOT / ".cache")),
-        "MLFLOW_TRACKING_URI": os.environ.get("MLFLOW_TRACKING_URI", f"sqlite:///{REPO_ROOT / '.mlflow' / 'mlflow.db'}"),
+        "MLFLOW_TRACKING_URI": os.environ.get("MLFLOW_TRACKING_URI") or tracking_uri(),
         **{k: os.environ[k] for k in PASSED_ON if os.environ.get(k)},
         **TELEMETRY_OFF,
         "PATH": f"{venv / 'bin'}:/usr/local/bin:/usr/bin:/bin",
