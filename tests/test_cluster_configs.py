@@ -17,12 +17,16 @@ import re
 import shlex
 import subprocess
 import sys
-import tomllib
 
 import pytest
 import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
 
 from components.retraining.schedule import parse_cron
 from tests.conftest import QUIET_ENV, REPO_ROOT, dvc_project, isolated_env
@@ -123,8 +127,7 @@ FLAVOR_CONFIGS = {
     ("artifact-store", "s3"): "zenml.integrations.s3.flavors.s3_artifact_store_flavor:S3ArtifactStoreConfig",
     ("experiment-tracker", "mlflow"): "zenml.integrations.mlflow.flavors.mlflow_experiment_tracker_flavor:"
     "MLFlowExperimentTrackerConfig",
-    ("container-registry", "default"): "zenml.container_registries.base_container_registry:"
-    "BaseContainerRegistryConfig",
+    ("container-registry", "default"): "zenml.container_registries.base_container_registry:BaseContainerRegistryConfig",
     ("image-builder", "local"): "zenml.image_builders.local_image_builder:LocalImageBuilderConfig",
 }
 STACK_FLAGS = {"-o": "orchestrator", "-a": "artifact-store", "-c": "container-registry", "-i": "image-builder",
@@ -168,11 +171,20 @@ def test_stack_scripts_use_real_flavor_options(script, orchestrator, extra, tmp_
     named = {flag: stack[i + 1] for i, flag in enumerate(stack) if flag in STACK_FLAGS}
     assert {registered[n] for n in named.values()} == set(STACK_FLAGS.values()) and "--set" in stack
     assert any(f"--flavor={orchestrator}" in c for c in commands)
-    assert ["zenml", "artifact-store", "register", named["-a"], "--flavor=s3", "--path=s3://bucket/cmd-har/zenml"] in commands
+    assert [
+        "zenml",
+        "artifact-store",
+        "register",
+        named["-a"],
+        "--flavor=s3",
+        "--path=s3://bucket/cmd-har/zenml",
+    ] in commands
     # the DVC remote commands, run for real in a scratch DVC project
     project = dvc_project(tmp_path / "proj")
     for cmd in (c for c in commands if c[0].endswith("bin/dvc")):
-        subprocess.run([sys.executable, "-m", "dvc", *cmd[1:]], cwd=project, check=True, env={**os.environ, **QUIET_ENV})
+        subprocess.run(
+            [sys.executable, "-m", "dvc", *cmd[1:]], cwd=project, check=True, env={**os.environ, **QUIET_ENV}
+        )
     config = (project / ".dvc" / "config").read_text()
     assert "remote = s3" in config and "url = s3://bucket/cmd-har/dvc" in config
 

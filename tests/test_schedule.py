@@ -92,7 +92,9 @@ def test_install_show_remove_with_a_crontab_file(tmp_path):
     args = ["--crontab-file", str(tab)]
     res = runner.invoke(app, ["schedule", "show", *args], env=ENV)
     assert res.exit_code == 0 and "no retrain schedule" in res.output
-    res = runner.invoke(app, ["schedule", "install", "--cron", "0 3 * * *", *args, "--log", str(tmp_path / "r.log")], env=ENV)
+    res = runner.invoke(
+        app, ["schedule", "install", "--cron", "0 3 * * *", *args, "--log", str(tmp_path / "r.log")], env=ENV
+    )
     assert res.exit_code == 0 and "installed the retrain schedule" in res.output, res.output
     text = tab.read_text()
     assert text.startswith("MAILTO=me@example.org\n# my backup\n0 1 * * * /usr/local/bin/backup\n# cmd-har retrain:")
@@ -138,7 +140,9 @@ def test_systemd_units_are_printed_not_installed(tmp_path):
     assert res.exit_code == 0, res.output
     assert "OnCalendar=*-*-* 03:00:00" in res.output and "Type=oneshot" in res.output
     assert f"ExecStart={REPO_ROOT}/.venv/bin/har retrain -c configs/train.yaml" in res.output
-    assert "StandardOutput=append:" in res.output and "systemctl --user enable --now cmd-har-retrain.timer" in res.output
+    assert (
+        "StandardOutput=append:" in res.output and "systemctl --user enable --now cmd-har-retrain.timer" in res.output
+    )
 
 
 _HOLD = """

@@ -307,9 +307,7 @@ def _time_axis(
         raise IngestError(f"{path.name}: column 't' must hold increasing times in seconds")
     observed = 1.0 / float(np.median(dt))
     if declared is not None and abs(observed - declared) > tolerance * declared:
-        raise IngestError(
-            f"{path.name}: sampling_rate_hz says {declared:g} Hz but 't' is spaced at {observed:.4g} Hz"
-        )
+        raise IngestError(f"{path.name}: sampling_rate_hz says {declared:g} Hz but 't' is spaced at {observed:.4g} Hz")
     return t, declared if declared is not None else observed
 
 

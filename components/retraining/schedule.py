@@ -164,9 +164,7 @@ def cron_entry(expr: str, j: Job) -> str:
     """The marker comment and the crontab line (``%`` escaped, as cron requires)."""
     parse_cron(expr)
     env = " ".join(f"{k}={shlex.quote(v)}" for k, v in j.env.items())
-    command = (
-        f"cd {shlex.quote(str(j.repo))} && env {env} {shlex.join(j.argv())} >> {shlex.quote(str(j.log))} 2>&1"
-    )
+    command = f"cd {shlex.quote(str(j.repo))} && env {env} {shlex.join(j.argv())} >> {shlex.quote(str(j.log))} 2>&1"
     return f"{marker(j.repo)}\n{' '.join(expr.split())} {command.replace('%', chr(92) + '%')}"
 
 
