@@ -12,6 +12,8 @@ only when a pipeline actually runs.
 from __future__ import annotations
 
 import json
+import re
+import shlex
 import signal
 import time
 from pathlib import Path
@@ -230,13 +232,14 @@ def schedule_show(crontab_file: Path | None = _CRONTAB_OPT, log: Path | None = t
         console.print(f"no retrain schedule for {j.repo} (install one: har schedule install --cron '0 3 * * *')")
         return
     console.print(entry, markup=False, highlight=False, soft_wrap=True)
-    if j.log.exists():
-        tail = j.log.read_text(errors="replace").splitlines()[-8:]
-        console.print(f"last lines of {j.log}:")
-        for line in tail:
+    logged = re.search(r">> (\S+) 2>&1$", entry)
+    path = log or (Path(shlex.split(logged.group(1))[0]) if logged else j.log)
+    if path.exists():
+        console.print(f"last lines of {path}:")
+        for line in path.read_text(errors="replace").splitlines()[-8:]:
             console.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
     else:
-        console.print(f"no log yet at {j.log} (the job has not run)")
+        console.print(f"no log yet at {path} (the job has not run)")
 
 
 @schedule_app.command("remove")

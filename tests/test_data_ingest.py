@@ -214,3 +214,22 @@ def test_cli_versions_reports_and_exit_codes(sources, tmp_path, monkeypatch):
     res = runner.invoke(app, ["data", "ingest", "-d", "pamap2", str(_new(sources))], env={"COLUMNS": "250"})
     assert res.exit_code == 1 and "unknown dataset 'pamap2'" in res.output
     assert f"data version unchanged: {version}" in res.output
+    assert not (tmp_path / "remote").exists()  # no remote configured: nothing pushed
+
+
+def test_cli_pushes_when_a_remote_is_configured(sources, tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    from components.cli import app
+
+    project = dvc_project(tmp_path / "proj")
+    subprocess.run([sys.executable, "-m", "dvc", "remote", "add", "-d", "store", str(tmp_path / "remote")],
+                   cwd=project, check=True)  # fmt: skip
+    shutil.copytree(sources / "template" / "data", project / "data")
+    monkeypatch.setenv("HAR_DATA_DIR", str(project / "data"))
+    monkeypatch.setenv("HAR_ARTIFACTS_DIR", str(tmp_path / "artifacts"))
+    res = CliRunner().invoke(app, ["data", "ingest", "-d", "dsads", str(_new(sources))], env={"COLUMNS": "250"})
+    assert res.exit_code == 0 and "pushed to the DVC remote 'store'" in res.output, res.output
+    version = yaml.safe_load((project / "data.dvc").read_text())["outs"][0]["md5"].removesuffix(".dir")
+    assert (tmp_path / "remote" / "files" / "md5" / version[:2] / f"{version[2:]}.dir").exists()

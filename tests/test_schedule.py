@@ -103,8 +103,14 @@ def test_install_show_remove_with_a_crontab_file(tmp_path):
     assert res.exit_code == 0 and "replaced" in res.output
     text = tab.read_text()
     assert text.count("# cmd-har retrain:") == 1 and "\n30 4 * * 1 cd " in text and "\n0 3 * * * " not in text
+    (tmp_path / "r.log").write_text("har retrain 2026-11-27 03:00:01\nnothing to do: ...\n")
     res = runner.invoke(app, ["schedule", "show", *args], env=ENV)
     assert "30 4 * * 1 cd" in res.output and "har retrain" in res.output
+    assert "no log yet" in res.output  # the re-install went back to the default log file
+    res = runner.invoke(app, ["schedule", "install", "--cron", "30 4 * * 1", *args, "--log", str(tmp_path / "r.log")])
+    res = runner.invoke(app, ["schedule", "show", *args], env=ENV)
+    assert f"last lines of {tmp_path / 'r.log'}" in res.output and "nothing to do: ..." in res.output
+    text = tab.read_text()
     res = runner.invoke(app, ["schedule", "install", "--cron", "every day", *args], env=ENV)
     assert res.exit_code == 1 and "has 2 fields" in res.output and tab.read_text() == text
     res = runner.invoke(app, ["schedule", "remove", *args], env=ENV)
