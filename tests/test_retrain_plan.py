@@ -90,7 +90,7 @@ def test_unversioned_changes_in_data_mean_train(project):
     new = sorted((project["incoming"] / "dsads" / "recordings").glob("*.parquet"))
     ingest(new, project["root"] / "data", dataset="dsads")  # no dvc add
     plan = plan_retrain(project["config"])
-    assert plan.run and "not yet recorded in data.dvc" in plan.reason
+    assert plan.run and "data/ does not match data.dvc" in plan.reason
 
 
 def test_changes_between_unknown_versions_say_so(project):

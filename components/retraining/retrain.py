@@ -78,7 +78,7 @@ def plan_retrain(config_path: Path, force: bool = False) -> RetrainPlan:
     current = data_version()
     plan = RetrainPlan(False, "", model, current, champion_ref(model), latest_ref(model))
     dirty = _dirty()
-    if dirty:
+    if dirty and force:
         plan.notes.append(dirty)
     base = plan.champion or plan.latest
     plan.changes = changes_between(base.data_version if base else None, current, data_dir())
@@ -111,4 +111,7 @@ def _dirty() -> str:
             return ""
     except VersioningError as e:
         return f"could not check data/ against data.dvc ({e}); retraining to be safe"
-    return "data/ has changes not yet recorded in data.dvc (the pipeline's ingest step versions them)"
+    return (
+        "data/ does not match data.dvc (recordings added, changed or missing since the last `dvc add`); "
+        "the pipeline's ingest step versions (or re-imports) it"
+    )
