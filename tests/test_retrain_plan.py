@@ -6,6 +6,8 @@ model versions with lineage tags are created in a temp MLflow store.
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 import yaml
 
@@ -19,8 +21,17 @@ from tests.conftest import dvc_project
 MODEL = "cmd-har-plan"
 
 
+@pytest.fixture(scope="module")
+def recordings(tmp_path_factory):
+    """Subject 1 (the project's data) and subject 2 (the new recordings), imported once."""
+    root = tmp_path_factory.mktemp("plan-recordings")
+    import_dataset("dsads", root / "data", subjects=["1"], labels=["sitting"])
+    import_dataset("dsads", root / "incoming", subjects=["2"], labels=["sitting"])
+    return root
+
+
 @pytest.fixture
-def project(tmp_path, monkeypatch):
+def project(recordings, tmp_path, monkeypatch):
     root = dvc_project(tmp_path / "proj")
     monkeypatch.setenv("HAR_DATA_DIR", str(root / "data"))
     import mlflow
@@ -29,11 +40,10 @@ def project(tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.setenv("MLFLOW_REGISTRY_URI", uri)  # restored afterwards; set_registry_uri exports it
     mlflow.set_registry_uri(uri)
-    import_dataset("dsads", root / "data", subjects=["1"], labels=["sitting"])
-    import_dataset("dsads", tmp_path / "incoming", subjects=["2"], labels=["sitting"])
+    shutil.copytree(recordings / "data", root / "data")
     config = tmp_path / "train.yaml"
     config.write_text(yaml.safe_dump({"parameters": {"dataset": "dsads", "registered_model": MODEL}}))
-    return {"root": root, "config": config, "incoming": tmp_path / "incoming", "v1": version_data(root)}
+    return {"root": root, "config": config, "incoming": recordings / "incoming", "v1": version_data(root)}
 
 
 def _register(data_version: str, outcome: str, alias: str | None = None) -> str:
