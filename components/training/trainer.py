@@ -237,25 +237,30 @@ class _StepRunner:
     def _capture(self, idx: torch.Tensor, modulate: bool) -> None:
         static_idx = idx.clone()
         graph = torch.cuda.CUDAGraph()
-        with _CAPTURE_LOCK:  # one capture at a time when tasks share the GPU from threads
-            self.opt.zero_grad(set_to_none=True)
-            with torch.cuda.graph(graph, stream=torch.cuda.current_stream(), capture_error_mode="thread_local"):
-                outputs = self._step(static_idx, modulate)
+        self.opt.zero_grad(set_to_none=True)
+        with torch.cuda.graph(graph, stream=torch.cuda.current_stream(), capture_error_mode="thread_local"):
+            outputs = self._step(static_idx, modulate)
         self.graphs[modulate] = (graph, static_idx, outputs)
 
     def step(self, idx: torch.Tensor, modulate: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        if self.use_graph and self.eager_steps >= self.GRAPH_WARMUP and modulate not in self.graphs:
-            try:
-                self._capture(idx, modulate)
-            except Exception as exc:  # noqa: BLE001 - fall back to eager steps, said in the history
-                self.use_graph, self.graph_error = False, f"{type(exc).__name__}: {exc}"
-        if self.use_graph and modulate in self.graphs:
-            graph, static_idx, outputs = self.graphs[modulate]
-            static_idx.copy_(idx)
-            graph.replay()
-            return outputs
-        self.eager_steps += 1
-        return self._step(idx, modulate)
+        if self.x.device.type != "cuda":
+            return self._step(idx, modulate)
+        # While one thread captures, the CUDA generator is in capture mode and any other
+        # thread's eager random op (dropout, GE noise) fails: trainings sharing the GPU
+        # from threads take turns for captures, eager steps and (cheap) graph launches.
+        with _CAPTURE_LOCK:
+            if self.use_graph and self.eager_steps >= self.GRAPH_WARMUP and modulate not in self.graphs:
+                try:
+                    self._capture(idx, modulate)
+                except Exception as exc:  # noqa: BLE001 - fall back to eager steps, said in the result
+                    self.use_graph, self.graph_error = False, f"{type(exc).__name__}: {exc}"
+            if self.use_graph and modulate in self.graphs:
+                graph, static_idx, outputs = self.graphs[modulate]
+                static_idx.copy_(idx)
+                graph.replay()
+                return outputs
+            self.eager_steps += 1
+            return self._step(idx, modulate)
 
 
 def _epoch_batches(n: int, batch_size: int, gen: torch.Generator, device: torch.device) -> list[torch.Tensor]:
