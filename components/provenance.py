@@ -12,7 +12,8 @@ from components.data.sources import REPO_ROOT
 
 def git_info(repo: Path = REPO_ROOT) -> dict[str, Any]:
     """``{"commit", "dirty"}`` (tracked files only); ``None`` values where git is unavailable
-    (unless ``HAR_GIT_COMMIT`` / ``HAR_GIT_DIRTY=1`` name them for a copy without ``.git``)."""
+    (``HAR_GIT_COMMIT`` / ``HAR_GIT_DIRTY=1``, when set, name them for a copy of the checkout
+    whose own ``.git`` may be missing or stale)."""
 
     def run(*args: str) -> str | None:
         try:
@@ -22,9 +23,10 @@ def git_info(repo: Path = REPO_ROOT) -> dict[str, Any]:
         except (OSError, subprocess.SubprocessError):
             return None
 
+    if os.environ.get("HAR_GIT_COMMIT"):
+        # a copy of the checkout sent elsewhere (a GPU box): its own .git, if any, may be
+        # stale, so the sender names the commit it sent
+        return {"commit": os.environ["HAR_GIT_COMMIT"], "dirty": os.environ.get("HAR_GIT_DIRTY") == "1"}
     commit = run("rev-parse", "HEAD")
     status = run("status", "--porcelain", "--untracked-files=no")
-    if commit is None and os.environ.get("HAR_GIT_COMMIT"):
-        # a copy without .git (e.g. a GPU box the checkout was sent to): the sender names it
-        return {"commit": os.environ["HAR_GIT_COMMIT"], "dirty": os.environ.get("HAR_GIT_DIRTY") == "1"}
     return {"commit": commit or None, "dirty": None if status is None else bool(status)}

@@ -389,6 +389,11 @@ def aggregate(name: str, records: list[dict[str, Any]], efficiency: dict[str, An
     for key in ("latency_ms_p90", "latency_ms_p90_torch", "onnx_max_abs_diff", "onnx_error"):
         if key in eff:
             out[key] = eff[key]
+    # trainings cut by the time budget: kept for inspection, never in the means
+    out["per_fold_cut_short"] = sorted(
+        [{k: r.get(k) for k in ("fold", "seed", "metrics", "epochs_run", "truncated")} for r in done if r not in ok],
+        key=lambda r: (r["fold"], r["seed"]),
+    )
     out["per_fold"] = sorted(
         [
             {
