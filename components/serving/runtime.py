@@ -178,7 +178,8 @@ class Classifier:
             raise InputError(f"windows have {x.shape[1]} channels, the model takes {c} ({self.channel_names[:3]}...)")
         if x.shape[2] != t:
             raise InputError(
-                f"windows have {x.shape[2]} samples, the model takes {t} ({t / self.rate_hz:g} s at {self.rate_hz:g} Hz)"
+                f"windows have {x.shape[2]} samples, the model takes {t} "
+                f"({t / self.rate_hz:g} s at {self.rate_hz:g} Hz)"
             )
         if order is not None:
             x = x[:, order, :]
