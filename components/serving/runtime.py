@@ -168,6 +168,8 @@ class Classifier:
         order = self.channel_order(channel_names)
         x = _as_float_array(windows, "windows")
         c, t = len(self.channel_names), self.window_len
+        if x.size == 0 and x.ndim < 3:
+            raise InputError("windows is an empty batch; send at least one window")
         if x.ndim != 3:
             raise InputError(f"windows must have shape (batch, {c} channels, {t} samples), got {x.ndim}-D {x.shape}")
         if x.shape[0] == 0:
