@@ -83,10 +83,15 @@ class BodyLimit:
         if scope["type"] == "http":
             size = dict(scope.get("headers") or []).get(b"content-length")
             if size is not None and (not size.isdigit() or int(size) > self.limit):
-                body = json.dumps({"error": f"request body of {size.decode()} bytes is over the limit of "
-                                   f"{self.limit} bytes (HAR_MAX_BODY_BYTES)"}).encode()
-                await send({"type": "http.response.start", "status": 413,
-                            "headers": [(b"content-type", b"application/json")]})
+                body = json.dumps(
+                    {
+                        "error": f"request body of {size.decode()} bytes is over the limit of "
+                        f"{self.limit} bytes (HAR_MAX_BODY_BYTES)"
+                    }
+                ).encode()
+                await send(
+                    {"type": "http.response.start", "status": 413, "headers": [(b"content-type", b"application/json")]}
+                )
                 await send({"type": "http.response.body", "body": body})
                 return
         await self.app(scope, receive, send)
