@@ -54,6 +54,7 @@ def promote_model_step(
         "label_names": test_metrics["label_names"],
         "latency_ms_p50": report["int8_latency_ms_p50"],
         "model_bytes": report["int8_bytes"],
+        "int8_size_ratio": report["size_ratio"],
     }
     champion, champion_f1, champion_note = champion_macro_f1(registered_model, split)
     decision = decide(candidate, champion_f1, cfg)

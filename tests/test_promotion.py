@@ -14,6 +14,7 @@ CFG = PromotionConfig(
     max_int8_f1_drop=0.005,
     max_latency_ms=5.0,
     max_model_bytes=1_000_000,
+    min_int8_size_ratio=3.0,
     min_class_recall=0.3,
     tolerance=0.01,
 )
@@ -27,6 +28,7 @@ def candidate(**over):
         "label_names": ["sitting", "walking", "running"],
         "latency_ms_p50": 1.2,
         "model_bytes": 200_000,
+        "int8_size_ratio": 3.4,
     }
     return {**c, **over}
 
@@ -45,6 +47,7 @@ def test_first_model_passing_every_gate_becomes_champion():
         ({"int8_macro_f1": 0.89}, "max_int8_f1_drop"),
         ({"latency_ms_p50": 7.0}, "max_latency_ms"),
         ({"model_bytes": 2_000_000}, "max_model_bytes"),
+        ({"int8_size_ratio": 2.3}, "min_int8_size_ratio"),
         ({"per_class_recall": [0.95, 0.1, 0.9]}, "min_class_recall"),
     ],
 )

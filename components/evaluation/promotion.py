@@ -20,6 +20,7 @@ class PromotionConfig:
     max_int8_f1_drop: float = 0.005  # 0.5 macro-F1 points
     max_latency_ms: float = 10.0  # int8, batch 1, 1 thread, ONNX Runtime, p50
     max_model_bytes: int = 2_000_000  # int8 file
+    min_int8_size_ratio: float = 3.0  # fp32 file bytes / int8 file bytes (both compacted the same way)
     min_class_recall: float = 0.30  # no class left behind
     tolerance: float = 0.005  # may be this much worse than the champion and still win
     # classes the sensors cannot tell apart, by label name: for the recall gate, a window
@@ -73,8 +74,8 @@ def grouped_recall(confusion: list[list[int]], names: list[str], groups: tuple[t
 
 def check_gates(candidate: dict[str, Any], cfg: PromotionConfig) -> dict[str, dict[str, Any]]:
     """Evaluate every gate. ``candidate`` keys: macro_f1, int8_macro_f1, per_class_recall,
-    latency_ms_p50 (int8), model_bytes (int8), label_names (optional), confusion (needed
-    with ``cfg.recall_groups``)."""
+    latency_ms_p50 (int8), model_bytes (int8), int8_size_ratio (fp32 / int8 file bytes),
+    label_names (optional), confusion (needed with ``cfg.recall_groups``)."""
     strict = candidate["per_class_recall"]
     names = candidate.get("label_names") or [str(i) for i in range(len(strict))]
     recalls = strict
@@ -93,6 +94,11 @@ def check_gates(candidate: dict[str, Any], cfg: PromotionConfig) -> dict[str, di
         ),
         "max_model_bytes": _gate(
             candidate["model_bytes"], cfg.max_model_bytes, candidate["model_bytes"] <= cfg.max_model_bytes
+        ),
+        "min_int8_size_ratio": _gate(
+            candidate["int8_size_ratio"],
+            cfg.min_int8_size_ratio,
+            candidate["int8_size_ratio"] >= cfg.min_int8_size_ratio,
         ),
         "min_class_recall": {
             **_gate(recalls[worst_i], cfg.min_class_recall, recalls[worst_i] >= cfg.min_class_recall),
