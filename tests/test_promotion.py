@@ -88,6 +88,7 @@ def test_recall_groups_count_confusions_inside_a_group_only():
         "label_names": names,
         "latency_ms_p50": 1.0,
         "model_bytes": 1000,
+        "int8_size_ratio": 3.5,
     }
     strict = dataclasses.replace(CFG, min_class_recall=0.5)
     assert not check_gates(cand, strict)["min_class_recall"]["passed"]
