@@ -317,6 +317,9 @@ def _register_benchmark() -> None:
 
 
 _register_benchmark()
+from components.cli_edge import edge_app  # noqa: E402 - `har edge ...` (torch-free)
+
+app.add_typer(edge_app, name="edge")
 
 
 def _register_retrain() -> None:

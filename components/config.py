@@ -45,6 +45,6 @@ def build(cls: type[T], values: dict[str, Any] | None) -> T:
     if unknown:
         raise ValueError(f"{cls.__name__}: unknown keys {unknown}; allowed: {sorted(known)}")
     for name, value in values.items():
-        if isinstance(value, list):  # YAML lists -> tuples for frozen dataclasses
-            values[name] = tuple(str(v) for v in value)
+        if isinstance(value, list):  # YAML lists (of lists) -> tuples for frozen dataclasses
+            values[name] = tuple(tuple(str(x) for x in v) if isinstance(v, list) else str(v) for v in value)
     return cls(**values)  # type: ignore[call-arg]

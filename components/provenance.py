@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,9 @@ from components.data.sources import REPO_ROOT
 
 
 def git_info(repo: Path = REPO_ROOT) -> dict[str, Any]:
-    """``{"commit", "dirty"}`` (tracked files only); ``None`` values where git is unavailable."""
+    """``{"commit", "dirty"}`` (tracked files only); ``None`` values where git is unavailable
+    (``HAR_GIT_COMMIT`` / ``HAR_GIT_DIRTY=1``, when set, name them for a copy of the checkout
+    whose own ``.git`` may be missing or stale)."""
 
     def run(*args: str) -> str | None:
         try:
@@ -20,6 +23,10 @@ def git_info(repo: Path = REPO_ROOT) -> dict[str, Any]:
         except (OSError, subprocess.SubprocessError):
             return None
 
+    if os.environ.get("HAR_GIT_COMMIT"):
+        # a copy of the checkout sent elsewhere (a GPU box): its own .git, if any, may be
+        # stale, so the sender names the commit it sent
+        return {"commit": os.environ["HAR_GIT_COMMIT"], "dirty": os.environ.get("HAR_GIT_DIRTY") == "1"}
     commit = run("rev-parse", "HEAD")
     status = run("status", "--porcelain", "--untracked-files=no")
     return {"commit": commit or None, "dirty": None if status is None else bool(status)}

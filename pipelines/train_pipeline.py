@@ -1,14 +1,17 @@
-"""train_pipeline: ingest -> validate -> window -> split -> train -> evaluate -> export -> promote -> package."""
+"""train_pipeline: ingest -> validate -> window -> split -> train -> evaluate -> export -> promote
+-> edge bundle -> package (BentoML) -> edge simulation."""
 
 from __future__ import annotations
 
 from zenml import pipeline
 
 from pipelines.data_pipeline import prepare_data
+from steps.build_edge_bundle import build_edge_bundle_step
 from steps.evaluate_model import evaluate_model_step
 from steps.export_model import export_model_step
 from steps.package_model import package_model_step
 from steps.promote_model import promote_model_step
+from steps.simulate_edge import simulate_edge_step
 from steps.train_model import train_model_step
 
 
@@ -25,6 +28,7 @@ def train_pipeline(
     trainer: dict | None = None,
     export: dict | None = None,
     promotion: dict | None = None,
+    edge: dict | None = None,
     registered_model: str = "cmd-har-dsads",
 ) -> None:
     """Versioned data -> cross-subject-validated model -> gated promotion -> BentoML model."""
@@ -35,4 +39,6 @@ def train_pipeline(
     decision = promote_model_step(
         exported, metrics, fold_split, run_id, registered_model=registered_model, promotion=promotion
     )
-    package_model_step(decision, exported)
+    bundle = build_edge_bundle_step(decision, exported, fold_split)
+    package_model_step(decision, bundle)
+    simulate_edge_step(bundle, fold_split, run_id, **(edge or {}))

@@ -1,40 +1,36 @@
-"""Step: save a promoted model into the BentoML model store (what `bentoml serve` loads)."""
+"""Step: save a promoted model's edge bundle into the BentoML store (what `bentoml serve` loads)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 from zenml import log_metadata, step
 
-from components.export.bundle import ExportedModel
+from components.edge.bundle import read_manifest
+from components.edge.store import save_to_bentoml
 
 
 @step(enable_cache=False)
-def package_model_step(promotion_decision: dict, exported_model: ExportedModel) -> Annotated[str, "bento_model_tag"]:
-    """Save the int8 ONNX model to the BentoML store when it became champion.
+def package_model_step(promotion_decision: dict, edge_bundle: str) -> Annotated[str, "bento_model_tag"]:
+    """Save the bundle (int8 + fp32 ONNX, preprocessing, lineage manifest) as a BentoML model.
 
-    Its labels carry the lineage ids (data version, MLflow run, registered version), its
-    metadata the preprocessing. Returns the BentoML model tag, or ``""`` when nothing was
-    promoted (the served model stays what it was).
+    Only champions are saved, so ``<model>:latest`` is the current champion. Its labels
+    carry the lineage ids (data version, ZenML run, MLflow run, registered version, git
+    commit); the service copies them onto the Bento. Returns the BentoML model tag, or
+    ``""`` when nothing was promoted (the served model stays what it was).
     """
-    if not promotion_decision["promoted"]:
+    if not promotion_decision["promoted"] or not edge_bundle:
         return ""
-    import bentoml
-    import onnx
-
-    pre = exported_model.preprocessing
-    name = str(promotion_decision["registered_model"])
-    model = bentoml.onnx.save_model(
-        name,
-        onnx.load_model_from_string(exported_model.int8),
-        labels={
-            "data_version": str(pre.get("data_version")).replace(".dir", ""),
-            "mlflow_run_id": promotion_decision["mlflow_run_id"],
-            "registered_version": str(promotion_decision["registered_version"]),
-            "stage": "champion",
-        },
-        metadata={"preprocessing": pre, "export": exported_model.report},
-    )
-    tag = str(model.tag)
+    lineage = read_manifest(Path(edge_bundle))["lineage"]
+    labels = {
+        "data_version": str(lineage.get("data_version")).replace(".dir", ""),
+        "zenml_run_id": lineage.get("zenml_run_id"),
+        "mlflow_run_id": lineage.get("mlflow_run_id"),
+        "registered_version": lineage.get("registered_version"),
+        "git_commit": lineage.get("git_commit"),
+        "stage": "champion",
+    }
+    tag = save_to_bentoml(Path(edge_bundle), str(promotion_decision["registered_model"]), labels)
     log_metadata({"bento_model_tag": tag})
     return tag

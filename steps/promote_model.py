@@ -49,10 +49,12 @@ def promote_model_step(
         "macro_f1": report["fp32_macro_f1"],
         "int8_macro_f1": report["int8_macro_f1"],
         "per_class_recall": test_metrics["per_class_recall"],
+        "confusion": test_metrics.get("confusion"),
         "present": test_metrics.get("present"),
         "label_names": test_metrics["label_names"],
         "latency_ms_p50": report["int8_latency_ms_p50"],
         "model_bytes": report["int8_bytes"],
+        "int8_size_ratio": report["size_ratio"],
     }
     champion, champion_f1, champion_note = champion_macro_f1(registered_model, split)
     decision = decide(candidate, champion_f1, cfg)

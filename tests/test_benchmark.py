@@ -130,6 +130,33 @@ def test_loso_parallel_jobs2(dsads3, tmp_path):
         assert not set(r["test_subjects"]) & (set(r["train_subjects"]) | set(r["val_subjects"]))
 
 
+def test_thread_executor_and_time_budget(dsads3, tmp_path):
+    """The executor used on a GPU (tasks as threads of one process) gives the same
+    records as processes; a spent time budget skips the remaining tasks, says so, and
+    leaves them out of the means instead of guessing."""
+    settings = BenchmarkSettings(
+        dataset="dsads",
+        protocol="loso",
+        models=["cnn"],
+        jobs=2,
+        epochs=1,
+        executor="threads",
+        data_dir=dsads3,
+        out=tmp_path,
+        efficiency=False,
+    )
+    result, _ = run_benchmark(settings, progress=False, log=lambda s: None)
+    assert result["settings"]["executor"] == "threads" and result["skipped"] == []
+    assert sorted(r["fold"] for r in result["models"]["cnn"]["per_fold"]) == ["loso-1", "loso-2", "loso-3"]
+
+    settings.time_budget_s = 1e-9  # spent before the first task starts
+    result, path = run_benchmark(settings, progress=False, log=lambda s: None)
+    assert len(result["skipped"]) == 3 and result["models"]["cnn"]["n_skipped"] == 3
+    assert result["models"]["cnn"]["per_fold"] == [] and result["models"]["cnn"]["macro_f1_mean"] is None
+    assert any("3 of 3 tasks not run" in d for d in result["deviations"])
+    assert "not run: cnn / loso-1" in path.with_suffix(".md").read_text()
+
+
 def test_failing_task_is_reported(dsads3, tmp_path, monkeypatch):
     from components.models import registry
 

@@ -26,7 +26,7 @@ def benchmark(
     ablations: bool = typer.Option(False, "--ablations", help="also run the cmdhar-no-* ablations"),
     seeds: int = typer.Option(1, "--seeds", help="seeds per fold and model (0..N-1)"),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N (training device)"),
-    jobs: int = typer.Option(1, "--jobs", "-j", help="parallel worker processes (spawned)"),
+    jobs: int = typer.Option(1, "--jobs", "-j", help="parallel tasks (processes on CPU, threads on CUDA)"),
     epochs: int = typer.Option(100, "--epochs", help="epoch cap (protocol: 100; fewer = smoke run)"),
     patience: int = typer.Option(10, "--patience", help="early-stopping patience (protocol: 10)"),
     subjects: str | None = typer.Option(None, "--subjects", help="restrict to these subject ids (smoke run)"),
@@ -46,6 +46,10 @@ def benchmark(
     ),
     latency_runs: int = typer.Option(200, "--latency-runs", help="timed batch-1 calls per latency p50"),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="show a progress bar over tasks"),
+    executor: str = typer.Option("auto", "--executor", help="auto | threads | processes (auto: threads on CUDA)"),
+    time_budget: float | None = typer.Option(
+        None, "--time-budget", help="seconds: start no task after this (tasks not run make the run partial)"
+    ),
 ) -> None:
     """Benchmark models cross-subject and write <out>/<dataset>-<protocol>.json and .md.
 
@@ -63,7 +67,8 @@ def benchmark(
         ablations: add cmdhar-no-disentangle/-modulation/-attention/-decomposition.
         seeds: number of training seeds per fold and model.
         device: training device.
-        jobs: worker processes; each uses cpu_count // jobs torch threads.
+        jobs: parallel tasks: worker processes on the CPU (each with cpu_count // jobs torch
+            threads), threads of this process on CUDA (each with its own stream and graph).
         epochs: maximum epochs per run.
         patience: early-stopping patience in epochs.
         subjects: comma-separated subject ids to keep.
@@ -75,6 +80,8 @@ def benchmark(
         modality_dropout: per-sample fusion modality dropout for CMD-HAR models.
         latency_runs: number of timed calls for the latency percentiles.
         progress: show a progress bar.
+        executor: how tasks run in parallel (see ``jobs``).
+        time_budget: seconds after which no task starts (running ones are cut at 1.25x).
 
     Raises:
         typer.Exit: code 1 if the configuration is invalid or any task failed (the
@@ -101,6 +108,8 @@ def benchmark(
         out=out,
         modality_dropout=modality_dropout,
         latency_runs=latency_runs,
+        executor=executor,
+        time_budget_s=time_budget,
     )
     try:
         result, path = run_benchmark(settings, progress=progress, log=lambda s: console.print(s))

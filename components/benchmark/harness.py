@@ -8,7 +8,12 @@ batch 64, up to 100 epochs, early stopping on validation macro-F1 (patience 10) 
 the best weights restored. Test metrics are computed on the fold's test subjects only.
 
 Every (model, fold, seed) is one *task*; tasks run in ``jobs`` spawned processes (each
-with ``max(1, cpu_count // jobs)`` torch threads), or in-process when ``jobs == 1``.
+with ``max(1, cpu_count // jobs)`` torch threads), or in-process when ``jobs == 1``. On
+CUDA they run in ``jobs`` threads of this process instead: each training gets its own
+CUDA stream and replays its step as a CUDA graph, so many small trainings share the GPU
+concurrently (separate processes would only time-slice it). ``time_budget_s`` stops
+starting tasks once it is spent (and cuts running trainings at 1.25x of it); tasks not
+run are listed under ``skipped`` and make the run incomplete.
 A failing task is recorded (``failures`` in the JSON, printed, non-zero exit of the
 command), never dropped silently. Efficiency (parameters, MACs, ONNX size, batch-1
 ONNX Runtime and torch latency) is measured in the main process after training, so
@@ -31,10 +36,11 @@ import os
 import platform
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -115,6 +121,8 @@ class BenchmarkSettings:
             what makes the missing-modality scores meaningful; ignored by the baselines).
         latency_runs: timed batch-1 calls per latency measurement (p50 over these).
         efficiency: measure params/MACs/ONNX/latency (off only to save time in tests).
+        executor: ``processes``, ``threads`` or ``auto`` (threads on CUDA, else processes).
+        time_budget_s: start no task after this many seconds of training (None: no limit).
     """
 
     dataset: str = "dsads"
@@ -139,6 +147,8 @@ class BenchmarkSettings:
     modality_dropout: float = 0.1
     latency_runs: int = 200
     efficiency: bool = True
+    executor: str = "auto"
+    time_budget_s: float | None = None
 
     def model_names(self) -> list[str]:
         names = list(dict.fromkeys(self.models))
@@ -220,7 +230,9 @@ def environment_info(device: str) -> dict[str, Any]:
 # windows shared with the workers (uncompressed .npy, memory-mapped)
 # ---------------------------------------------------------------------------------
 _ARRAYS = ("x", "y", "subject", "recording", "start_s")
-_CACHE: dict[str, Any] = {}
+_CACHE: dict[str, Any] = {}  # folder -> WindowSet (one per process; shared by task threads)
+_CACHE_LOCK = threading.Lock()
+_EFFICIENCY_LOCK = threading.Lock()
 
 
 def _save_windows(ws: Any, folder: Path) -> Path:
@@ -241,12 +253,12 @@ def _save_windows(ws: Any, folder: Path) -> Path:
 def _load_windows(folder: str) -> Any:
     from components.data.windows import WindowSet
 
-    if _CACHE.get("folder") != folder:
-        meta = json.loads((Path(folder) / "meta.json").read_text())
-        arrays = {n: np.load(Path(folder) / f"{n}.npy", mmap_mode="r" if n == "x" else None) for n in _ARRAYS}
-        _CACHE.clear()
-        _CACHE.update(folder=folder, windows=WindowSet(**arrays, **meta))
-    return _CACHE["windows"]
+    with _CACHE_LOCK:
+        if folder not in _CACHE:
+            meta = json.loads((Path(folder) / "meta.json").read_text())
+            arrays = {n: np.load(Path(folder) / f"{n}.npy", mmap_mode="r" if n == "x" else None) for n in _ARRAYS}
+            _CACHE[folder] = WindowSet(**arrays, **meta)
+        return _CACHE[folder]
 
 
 # ---------------------------------------------------------------------------------
@@ -273,6 +285,9 @@ def run_task(task: dict[str, Any]) -> dict[str, Any]:
         "val_subjects": list(task["fold"]["val"]),
         "test_subjects": list(task["fold"]["test"]),
     }
+    if task.get("start_deadline") and time.time() > task["start_deadline"]:
+        record["skipped"] = "time budget spent before the task started"
+        return record
     try:
         import torch
 
@@ -280,7 +295,7 @@ def run_task(task: dict[str, Any]) -> dict[str, Any]:
         from components.evaluation.metrics import classification_metrics
         from components.models.registry import build_model
         from components.models.spec import InputSpec
-        from components.training.trainer import TrainConfig, predict, train_model
+        from components.training.trainer import TrainConfig, predict, seed_everything, train_model
 
         if task.get("threads"):
             torch.set_num_threads(task["threads"])
@@ -291,7 +306,7 @@ def run_task(task: dict[str, Any]) -> dict[str, Any]:
         if len(val) == 0:
             raise ValueError(f"fold {fold.name} has no validation windows (too few subjects?)")
         spec = InputSpec.from_windows(train)
-        torch.manual_seed(task["seed"])  # weight init happens outside train_model
+        seed_everything(task["seed"])  # weight init happens outside train_model
         model = build_model(task["model"], spec)
         cfg = TrainConfig(
             lr=task["lr"],
@@ -303,6 +318,7 @@ def run_task(task: dict[str, Any]) -> dict[str, Any]:
             modality_dropout=task["modality_dropout"],
             device=task["device"],
             progress=False,
+            deadline=task.get("deadline"),
         )
         result = train_model(model, train, val, cfg)
         probs = predict(model, test.x)
@@ -326,7 +342,12 @@ def run_task(task: dict[str, Any]) -> dict[str, Any]:
             best_val_macro_f1=result.best_val_f1,
             train_seconds=result.seconds,
             windows={"train": len(train), "val": len(val), "test": len(test)},
+            cuda_graph=result.cuda_graph,
         )
+        if result.cuda_graph_error:
+            record["cuda_graph_error"] = result.cuda_graph_error
+        if result.stopped_by_deadline:
+            record["truncated"] = f"stopped by the time budget after {result.epochs_run} epochs"
     except Exception as exc:  # noqa: BLE001 - reported by the caller, never dropped
         record["error"] = f"{type(exc).__name__}: {exc}"
         record["traceback"] = traceback.format_exc()[-4000:]
@@ -346,8 +367,14 @@ def _mean_std(values: list[float]) -> tuple[float | None, float | None]:
 
 def aggregate(name: str, records: list[dict[str, Any]], efficiency: dict[str, Any] | None) -> dict[str, Any]:
     """Per-model summary: means/std over every (fold, seed), efficiency, per-fold records."""
-    ok = [r for r in records if "error" not in r]
-    out: dict[str, Any] = {"n_runs": len(ok), "n_failed": len(records) - len(ok)}
+    done = [r for r in records if "error" not in r and "skipped" not in r]
+    ok = [r for r in done if "truncated" not in r]  # a training cut by the time budget is not a result
+    out: dict[str, Any] = {
+        "n_runs": len(ok),
+        "n_failed": sum("error" in r for r in records),
+        "n_truncated": len(done) - len(ok),
+        "n_skipped": sum("skipped" in r for r in records),
+    }
     for key in ("macro_f1", "accuracy", "balanced_accuracy", "gmean"):
         mean, std = _mean_std([r["metrics"][key] for r in ok])
         out[f"{key}_mean"], out[f"{key}_std"] = mean, std
@@ -362,6 +389,11 @@ def aggregate(name: str, records: list[dict[str, Any]], efficiency: dict[str, An
     for key in ("latency_ms_p90", "latency_ms_p90_torch", "onnx_max_abs_diff", "onnx_error"):
         if key in eff:
             out[key] = eff[key]
+    # trainings cut by the time budget: kept for inspection, never in the means
+    out["per_fold_cut_short"] = sorted(
+        [{k: r.get(k) for k in ("fold", "seed", "metrics", "epochs_run", "truncated")} for r in done if r not in ok],
+        key=lambda r: (r["fold"], r["seed"]),
+    )
     out["per_fold"] = sorted(
         [
             {
@@ -379,6 +411,8 @@ def aggregate(name: str, records: list[dict[str, Any]], efficiency: dict[str, An
                     "best_val_macro_f1",
                     "train_seconds",
                     "windows",
+                    "cuda_graph",
+                    "cuda_graph_error",
                 )
                 if k in r
             }
@@ -449,6 +483,10 @@ def render_markdown(result: dict[str, Any]) -> str:
     if result["failures"]:
         lines += ["", "## Failed tasks", ""]
         lines += [f"- {f['model']} / {f['fold']} / seed {f['seed']}: {f['error']}" for f in result["failures"]]
+    if result.get("skipped") or result.get("truncated"):
+        lines += ["", "## Not run or cut short (time budget)", ""]
+        lines += [f"- not run: {t['model']} / {t['fold']} / seed {t['seed']}" for t in result.get("skipped", [])]
+        lines += [f"- cut short: {t['model']} / {t['fold']} / seed {t['seed']}" for t in result.get("truncated", [])]
     lines += ["", f"Protocol: {result['protocol']['description']}", ""]
     return "\n".join(lines)
 
@@ -523,9 +561,20 @@ def run_benchmark(
     device = settings.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    threads = max(1, (os.cpu_count() or 1) // settings.jobs)
+    executor = settings.executor
+    if executor == "auto":
+        executor = "threads" if device.startswith("cuda") else "processes"
+    if executor not in ("threads", "processes"):
+        raise ValueError(f"executor must be auto, threads or processes, got {settings.executor!r}")
+    # task threads share this process: one torch thread each (the GPU does the work)
+    threads = 1 if executor == "threads" else max(1, (os.cpu_count() or 1) // settings.jobs)
+    t_train = time.time()
+    start_deadline = t_train + settings.time_budget_s if settings.time_budget_s else None
+    deadline = t_train + 1.25 * settings.time_budget_s if settings.time_budget_s else None
 
     failures: list[dict[str, Any]] = []
+    skipped: list[dict[str, Any]] = []
+    truncated: list[dict[str, Any]] = []
     records: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
     with tempfile.TemporaryDirectory(prefix="har-bench-") as tmp:
         windows_dir = str(_save_windows(windows, Path(tmp) / "windows"))
@@ -543,14 +592,19 @@ def run_benchmark(
                 "modality_dropout": settings.modality_dropout,
                 "device": device,
                 "threads": threads,
+                "start_deadline": start_deadline,
+                "deadline": deadline,
             }
-            for f in folds
+            # seed-major, so a time budget cuts extra seeds before it cuts folds
             for seed in range(settings.seeds)
             for n in names
+            for f in folds
         ]
         log(
             f"{len(tasks)} tasks ({len(names)} models x {len(folds)} folds x {settings.seeds} seeds), "
-            f"{settings.jobs} job(s) x {threads} thread(s), device {device}"
+            f"{settings.jobs} {'thread' if executor == 'threads' else 'process'}(es) x {threads} torch "
+            f"thread(s), device {device}"
+            + (f", time budget {settings.time_budget_s:.0f} s" if settings.time_budget_s else "")
         )
         bar = None
         if progress:
@@ -560,16 +614,31 @@ def run_benchmark(
 
         def collect(rec: dict[str, Any]) -> None:
             records[rec["model"]].append(rec)
+            key = {k: rec.get(k) for k in ("model", "fold", "seed")}
+            if "skipped" in rec:
+                skipped.append(key)
+            if "truncated" in rec:
+                truncated.append({**key, "reason": rec["truncated"]})
             if "error" in rec:
                 failures.append({k: rec.get(k) for k in ("model", "fold", "seed", "error", "traceback")})
                 log(f"FAILED {rec['model']} / {rec['fold']} / seed {rec['seed']}: {rec['error']}")
+            if bar is None and "metrics" in rec:
+                log(
+                    f"done {rec['model']} {rec['fold']} seed {rec['seed']}: macro-F1 {rec['metrics']['macro_f1']:.3f}, "
+                    f"{rec['epochs_run']} epochs, {rec['train_seconds']:.0f} s, cuda graph {rec.get('cuda_graph')}"
+                    + (f" ({rec['cuda_graph_error']})" if rec.get("cuda_graph_error") else "")
+                )
             if bar is not None:
                 bar.update(1)
-                if "error" not in rec:
+                if "metrics" in rec:
                     bar.set_postfix_str(f"{rec['model']} {rec['fold']} F1={rec['metrics']['macro_f1']:.3f}")
 
         try:
-            if settings.jobs == 1:
+            if executor == "threads" and settings.jobs > 1:
+                with ThreadPoolExecutor(max_workers=settings.jobs, thread_name_prefix="har-task") as pool:
+                    for fut in as_completed([pool.submit(run_task, t) for t in tasks]):
+                        collect(fut.result())  # run_task records its own exceptions
+            elif settings.jobs == 1:
                 prev = torch.get_num_threads()
                 try:
                     for task in tasks:
@@ -607,11 +676,16 @@ def run_benchmark(
         if settings.efficiency:
             from components.benchmark.efficiency import efficiency_report
 
-            torch.manual_seed(0)
-            eff = efficiency_report(build_model(n, spec), spec, runs=settings.latency_runs)
+            with _EFFICIENCY_LOCK:  # one measurement at a time per process (clean timings; one exporter)
+                torch.manual_seed(0)
+                eff = efficiency_report(build_model(n, spec), spec, runs=settings.latency_runs)
         models_out[n] = aggregate(n, records[n], eff)
 
     deviations = settings.deviations()
+    if skipped:
+        deviations.append(f"time budget: {len(skipped)} of {len(tasks)} tasks not run")
+    if truncated:
+        deviations.append(f"time budget: {len(truncated)} trainings cut short (left out of the means)")
     complete = not deviations
     result: dict[str, Any] = {
         "complete_protocol": complete,
@@ -632,7 +706,9 @@ def run_benchmark(
             "seeds": settings.seeds,
             "device": device,
             "jobs": settings.jobs,
+            "executor": executor,
             "threads_per_job": threads,
+            "time_budget_s": settings.time_budget_s,
             "batch_size": settings.batch_size,
             "lr": settings.lr,
             "weight_decay": settings.weight_decay,
@@ -661,6 +737,8 @@ def run_benchmark(
         "environment": environment_info(device),
         "published_reference": PUBLISHED_REFERENCE,
         "failures": failures,
+        "skipped": skipped,
+        "truncated": truncated,
         "created_unix": time.time(),
         "duration_s": time.time() - t_start,
         "command": " ".join(sys.argv),

@@ -20,8 +20,16 @@ class PromotionConfig:
     max_int8_f1_drop: float = 0.005  # 0.5 macro-F1 points
     max_latency_ms: float = 10.0  # int8, batch 1, 1 thread, ONNX Runtime, p50
     max_model_bytes: int = 2_000_000  # int8 file
+    min_int8_size_ratio: float = 3.0  # fp32 file bytes / int8 file bytes (both compacted the same way)
     min_class_recall: float = 0.30  # no class left behind
     tolerance: float = 0.005  # may be this much worse than the champion and still win
+    # classes the sensors cannot tell apart, by label name: for the recall gate, a window
+    # predicted as another class of its group counts as recalled (the strict recall is
+    # still reported beside it). Empty: every class on its own.
+    recall_groups: tuple[tuple[str, ...], ...] = ()
+
+    def __post_init__(self) -> None:  # YAML gives lists
+        object.__setattr__(self, "recall_groups", tuple(tuple(g) for g in self.recall_groups))
 
 
 @dataclass
@@ -41,11 +49,40 @@ class Decision:
         return {**asdict(self), "promoted": self.promoted}
 
 
+def grouped_recall(confusion: list[list[int]], names: list[str], groups: tuple[tuple[str, ...], ...]) -> list[float]:
+    """Per-class recall where a prediction of any class in the true class's group counts.
+
+    ``confusion[i][j]`` = windows of true class ``i`` predicted as ``j``. Classes with no
+    windows get 0 (the caller only looks at classes present). Unknown names in ``groups``
+    raise ``ValueError``, so a typo in the config cannot silently switch the policy off.
+    """
+    index = {n: i for i, n in enumerate(names)}
+    unknown = sorted({n for g in groups for n in g} - set(index))
+    if unknown:
+        raise ValueError(f"recall_groups name unknown classes {unknown}; classes: {names}")
+    mates = {i: {i} for i in range(len(names))}
+    for g in groups:
+        members = {index[n] for n in g}
+        for i in members:
+            mates[i] |= members
+    out = []
+    for i, row in enumerate(confusion):
+        support = sum(row)
+        out.append(sum(row[j] for j in mates[i]) / support if support else 0.0)
+    return out
+
+
 def check_gates(candidate: dict[str, Any], cfg: PromotionConfig) -> dict[str, dict[str, Any]]:
     """Evaluate every gate. ``candidate`` keys: macro_f1, int8_macro_f1, per_class_recall,
-    latency_ms_p50 (int8), model_bytes (int8), label_names (optional)."""
-    recalls = candidate["per_class_recall"]
-    names = candidate.get("label_names") or [str(i) for i in range(len(recalls))]
+    latency_ms_p50 (int8), model_bytes (int8), int8_size_ratio (fp32 / int8 file bytes),
+    label_names (optional), confusion (needed with ``cfg.recall_groups``)."""
+    strict = candidate["per_class_recall"]
+    names = candidate.get("label_names") or [str(i) for i in range(len(strict))]
+    recalls = strict
+    if cfg.recall_groups:
+        if candidate.get("confusion") is None:
+            raise ValueError("recall_groups needs the candidate's confusion matrix")
+        recalls = grouped_recall(candidate["confusion"], names, cfg.recall_groups)
     present = candidate.get("present") or list(range(len(recalls)))
     worst_i = min(present, key=lambda i: recalls[i]) if present else 0
     drop = candidate["macro_f1"] - candidate["int8_macro_f1"]
@@ -58,9 +95,23 @@ def check_gates(candidate: dict[str, Any], cfg: PromotionConfig) -> dict[str, di
         "max_model_bytes": _gate(
             candidate["model_bytes"], cfg.max_model_bytes, candidate["model_bytes"] <= cfg.max_model_bytes
         ),
+        "min_int8_size_ratio": _gate(
+            candidate["int8_size_ratio"],
+            cfg.min_int8_size_ratio,
+            candidate["int8_size_ratio"] >= cfg.min_int8_size_ratio,
+        ),
         "min_class_recall": {
             **_gate(recalls[worst_i], cfg.min_class_recall, recalls[worst_i] >= cfg.min_class_recall),
             "class": names[worst_i],
+            **(
+                {
+                    "strict_min": float(min(strict[i] for i in present)) if present else 0.0,
+                    "strict_class": names[min(present, key=lambda i: strict[i])] if present else "",
+                    "groups": [list(g) for g in cfg.recall_groups],
+                }
+                if cfg.recall_groups
+                else {}
+            ),
         },
     }
 
@@ -99,4 +150,6 @@ def decide(candidate: dict[str, Any], champion_macro_f1: float | None, cfg: Prom
 def _describe(name: str, g: dict[str, Any]) -> str:
     mark = "ok" if g["passed"] else "FAILED"
     cls = f" (class {g['class']})" if "class" in g else ""
+    if "strict_min" in g:
+        cls += f"; within recall groups {g['groups']}; strict recall {g['strict_min']:.4g} ({g['strict_class']})"
     return f"{name}: {g['value']:.4g} vs {g['threshold']:.4g}{cls} -> {mark}"

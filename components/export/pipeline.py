@@ -11,8 +11,11 @@ from components.data.splitting import SplitWindows
 from components.evaluation.metrics import classification_metrics
 from components.export.bundle import ExportedModel
 from components.export.onnx_export import (
+    OPSET,
+    QUANTIZED_OPS,
     StandardizedModel,
     export_onnx,
+    float_ops,
     latency_ms,
     onnx_logits,
     quantize_int8,
@@ -48,7 +51,9 @@ def export_and_measure(trained: TrainedModel, split: SplitWindows, calibration_w
             "int8_latency_ms_p50": lat["int8"]["p50"],
             "int8_latency_ms_p99": lat["int8"]["p99"],
             "calibration_windows": int(len(calib_idx)),
-            "quantized_op_types": "Conv,MatMul,Gemm",
-            "opset": 18,
+            "quantized_op_types": ",".join(QUANTIZED_OPS) + " (constant weights)",
+            "float_op_types": ",".join(float_ops(int8)),
+            "residual_int8_initializers": len(quant.residual_int8),
+            "opset": OPSET,
         }
         return ExportedModel(fp32=fp32.read_bytes(), int8=int8.read_bytes(), preprocessing=dict(pre), report=report)

@@ -557,7 +557,8 @@ class CMDHAR(nn.Module):
         m = u.shape[0]
         if chan is None and modality_dropout > 0 and m > 1 and self.training:
             keep = (torch.rand(x.shape[0], m, device=x.device) >= modality_dropout).to(x.dtype)
-            rescue = F.one_hot(torch.randint(m, (x.shape[0],), device=x.device), m).to(x.dtype)
+            pick = torch.randint(m, (x.shape[0], 1), device=x.device)
+            rescue = (pick == torch.arange(m, device=x.device)).to(x.dtype)  # one-hot without F.one_hot's host check
             fuse_mask = torch.maximum(keep, rescue * (keep.sum(1, keepdim=True) == 0).to(x.dtype))
         logits = self._fuse(hp, hc, fuse_mask)
 

@@ -28,11 +28,32 @@ import torch.nn as nn
 
 @dataclass
 class ModulationResult:
-    """Per-modality values of one modulation step (python floats, for logging)."""
+    """Per-modality values of one modulation step.
 
-    scores: dict[str, float]
-    ratios: dict[str, float]
-    coeffs: dict[str, float]
+    The ``*_tensor`` fields stay on the training device (the step never waits for the
+    GPU); ``scores`` / ``ratios`` / ``coeffs`` are the same values as ``{name: float}``
+    dicts, for logging and tests (reading them synchronises).
+    """
+
+    names: list[str]
+    score_tensor: torch.Tensor  # (M,)
+    ratio_tensor: torch.Tensor  # (M,)
+    coeff_tensor: torch.Tensor  # (M,)
+
+    def _as_dict(self, t: torch.Tensor) -> dict[str, float]:
+        return dict(zip(self.names, t.tolist(), strict=True))
+
+    @property
+    def scores(self) -> dict[str, float]:
+        return self._as_dict(self.score_tensor)
+
+    @property
+    def ratios(self) -> dict[str, float]:
+        return self._as_dict(self.ratio_tensor)
+
+    @property
+    def coeffs(self) -> dict[str, float]:
+        return self._as_dict(self.coeff_tensor)
 
 
 def modality_scores(aux_logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -65,17 +86,29 @@ def modulation_coefficients(
 
 
 @torch.no_grad()
-def apply_modulation(params: dict[str, list[nn.Parameter]], coeffs: dict[str, float], noise: bool = True) -> None:
+def apply_modulation(
+    params: dict[str, list[nn.Parameter]], coeffs: torch.Tensor, noise: bool = True, sync_free: bool | None = None
+) -> None:
     """Scale the gradients of each modality's parameters (any shape) by ``coeffs[m]``.
 
-    ``params`` values are parameters or parameter views (``.grad`` scaled in place).
-    With ``noise`` and ``k_m < 1``, add ``N(0, std(grad))`` per tensor (GE). Uses the
-    global torch RNG, so it is reproducible under a fixed seed.
+    ``params`` values are parameters or parameter views (``.grad`` scaled in place);
+    ``coeffs`` is ``(M,)`` in the key order of ``params``. With ``noise``, where
+    ``k_m < 1``, add ``N(0, std(grad))`` per tensor (GE). Uses the global torch RNG,
+    so it is reproducible under a fixed seed.
+
+    On the CPU an undamped modality (``k_m = 1``) is skipped. With ``sync_free``
+    (default: on any device but the CPU) the branch is replaced by arithmetic (scale by
+    ``k_m``, noise times ``[k_m < 1]``), so the step never reads a value back to the
+    host and can be captured in a CUDA graph.
     """
-    for name, plist in params.items():
-        k = float(coeffs.get(name, 1.0))
-        if k >= 1.0:
+    if sync_free is None:
+        sync_free = coeffs.device.type != "cpu"
+    host_coeffs = None if sync_free else coeffs.tolist()
+    for i, plist in enumerate(params.values()):
+        if host_coeffs is not None and host_coeffs[i] >= 1.0:
             continue
+        k = coeffs[i]
+        damped = (k < 1.0).to(coeffs.dtype)
         for p in plist:
             if p.grad is None:
                 continue
@@ -83,7 +116,7 @@ def apply_modulation(params: dict[str, list[nn.Parameter]], coeffs: dict[str, fl
             std = g.std() if g.numel() > 1 else g.new_zeros(())
             g.mul_(k)
             if noise:
-                g.add_(torch.randn_like(g) * (std + 1e-8))
+                g.add_(torch.randn_like(g) * ((std + 1e-8) * damped))
 
 
 def ogm_ge(
@@ -93,20 +126,15 @@ def ogm_ge(
     alpha: float = 0.5,
     offset: bool = True,
     noise: bool = True,
+    sync_free: bool | None = None,
 ) -> ModulationResult:
     """Compute scores/ratios/coefficients from ``aux_logits`` (M, B, K) and apply them.
 
     ``params`` is ``model.encoder_parameters()``; its key order must match the
-    first axis of ``aux_logits``.
+    first axis of ``aux_logits``. ``sync_free``: see :func:`apply_modulation`.
     """
-    names = list(params)
     scores = modality_scores(aux_logits, y)
     ratios = modulation_ratios(scores)
     coeffs = modulation_coefficients(ratios, alpha, offset)
-    result = ModulationResult(
-        scores=dict(zip(names, scores.tolist(), strict=False)),
-        ratios=dict(zip(names, ratios.tolist(), strict=False)),
-        coeffs=dict(zip(names, coeffs.tolist(), strict=False)),
-    )
-    apply_modulation(params, result.coeffs, noise=noise)
-    return result
+    apply_modulation(params, coeffs, noise=noise, sync_free=sync_free)
+    return ModulationResult(names=list(params), score_tensor=scores, ratio_tensor=ratios, coeff_tensor=coeffs)

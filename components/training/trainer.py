@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import math
 import random
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -25,11 +26,13 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, TensorDataset
 
 from components.data.windows import WindowSet
 from components.evaluation.metrics import classification_metrics
 from components.training.modulation import ogm_ge
+
+# graph captures and reseeding happen one at a time when trainings share a process (threads)
+_CAPTURE_LOCK = threading.Lock()
 
 
 @dataclass
@@ -59,6 +62,8 @@ class TrainConfig:
     grad_clip: float | None = 5.0
     progress: bool = True
     num_threads: int | None = None
+    cuda_graph: bool = True  # on CUDA: capture the training step once, replay it per batch
+    deadline: float | None = None  # unix time: stop after the epoch that passes it (time budgets)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -74,12 +79,20 @@ class TrainResult:
     epochs_run: int
     seconds: float
     config: dict[str, Any] = field(default_factory=dict)
+    cuda_graph: bool = False  # the steps ran as CUDA-graph replays
+    cuda_graph_error: str | None = None  # why capture failed (the steps then ran eagerly)
+    stopped_by_deadline: bool = False  # cfg.deadline ended training before early stopping did
 
 
 # ---------------------------------------------------------------------------------
 # helpers
 # ---------------------------------------------------------------------------------
-def _seed_everything(seed: int) -> None:
+def seed_everything(seed: int) -> None:
+    with _CAPTURE_LOCK:  # never reseed the CUDA generator while another thread captures a graph
+        _seed_all(seed)
+
+
+def _seed_all(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -161,6 +174,107 @@ def _use_modulation(model: nn.Module, cfg: TrainConfig, epoch: int) -> bool:
     return cfg.modulation_start <= epoch < end
 
 
+LOSS_TERMS = ("loss", "ce", "aux", "sim", "diff", "recon")
+
+
+class _StepRunner:
+    """One optimisation step on a batch of indices into device-resident training data.
+
+    ``step(idx, modulate)`` returns device tensors only (``terms`` (6,), ``scores`` and
+    ``coeffs`` (M,)) and never synchronises with the host, so the whole step can be
+    captured in a CUDA graph and replayed: on a GPU these small models are bound by
+    kernel-launch overhead, and one graph launch replaces ~1,000 kernel launches.
+    With ``use_graph`` the step is run eagerly ``GRAPH_WARMUP`` times (lazy CUDA/cuBLAS
+    initialisation, optimizer state), then captured once per ``modulate`` value.
+    """
+
+    GRAPH_WARMUP = 3
+
+    def __init__(self, model, opt, cfg: TrainConfig, x, y, class_w, use_graph: bool):
+        self.model, self.opt, self.cfg = model, opt, cfg
+        self.x, self.y, self.class_w = x, y, class_w
+        self.multi = hasattr(model, "forward_train")
+        self.n_mod = len(model.encoder_parameters()) if hasattr(model, "encoder_parameters") else 0
+        self.use_graph = use_graph
+        self.graphs: dict[bool, tuple[Any, torch.Tensor, tuple[torch.Tensor, ...]]] = {}
+        self.eager_steps = 0
+        self.graph_error: str | None = None
+        self.sync_free = x.device.type != "cpu"  # no host reads inside a step (graph capture)
+
+    def _step(self, idx: torch.Tensor, modulate: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        model, cfg, class_w = self.model, self.cfg, self.class_w
+        xb, yb = self.x[idx], self.y[idx]
+        self.opt.zero_grad(set_to_none=True)
+        scores = coeffs = xb.new_zeros(self.n_mod)
+        if self.multi:
+            out = model.forward_train(xb, modality_dropout=cfg.modality_dropout)
+            ce = F.cross_entropy(out.logits, yb, weight=class_w)
+            m, b, k = out.aux_logits.shape
+            aux = F.cross_entropy(out.aux_logits.reshape(m * b, k), yb.repeat(m), weight=class_w)
+            loss = ce + cfg.w_aux * aux + cfg.w_sim * out.sim + cfg.w_diff * out.diff + cfg.w_recon * out.recon
+            terms = torch.stack([loss, ce, aux, out.sim, out.diff, out.recon])
+        else:
+            loss = ce = F.cross_entropy(model(xb), yb, weight=class_w)
+            zero = ce.new_zeros(())
+            terms = torch.stack([loss, ce, zero, zero, zero, zero])
+        loss.backward()
+        if modulate:
+            res = ogm_ge(
+                model.encoder_parameters(),
+                out.aux_logits,
+                yb,
+                alpha=cfg.alpha,
+                offset=cfg.modulation_offset,
+                noise=cfg.ge_noise,
+                sync_free=self.sync_free,
+            )
+            scores, coeffs = res.score_tensor / len(yb), res.coeff_tensor
+        if cfg.grad_clip:
+            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        self.opt.step()
+        return terms.detach(), scores.detach(), coeffs.detach()
+
+    def _capture(self, idx: torch.Tensor, modulate: bool) -> None:
+        static_idx = idx.clone()
+        graph = torch.cuda.CUDAGraph()
+        self.opt.zero_grad(set_to_none=True)
+        with torch.cuda.graph(graph, stream=torch.cuda.current_stream(), capture_error_mode="thread_local"):
+            outputs = self._step(static_idx, modulate)
+        self.graphs[modulate] = (graph, static_idx, outputs)
+
+    def step(self, idx: torch.Tensor, modulate: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        if self.x.device.type != "cuda":
+            return self._step(idx, modulate)
+        # While one thread captures, the CUDA generator is in capture mode and any other
+        # thread's eager random op (dropout, GE noise) fails: trainings sharing the GPU
+        # from threads take turns for captures, eager steps and (cheap) graph launches.
+        with _CAPTURE_LOCK:
+            if self.use_graph and self.eager_steps >= self.GRAPH_WARMUP and modulate not in self.graphs:
+                try:
+                    self._capture(idx, modulate)
+                except Exception as exc:  # noqa: BLE001 - fall back to eager steps, said in the result
+                    self.use_graph, self.graph_error = False, f"{type(exc).__name__}: {exc}"
+            if self.use_graph and modulate in self.graphs:
+                graph, static_idx, outputs = self.graphs[modulate]
+                static_idx.copy_(idx)
+                graph.replay()
+                return outputs
+            self.eager_steps += 1
+            return self._step(idx, modulate)
+
+
+def _epoch_batches(n: int, batch_size: int, gen: torch.Generator, device: torch.device) -> list[torch.Tensor]:
+    """A seeded permutation of ``range(n)`` cut into batches of indices on ``device``.
+
+    The last partial batch is dropped when there is more than one batch (fixed shapes
+    for graph replay; no size-1 BatchNorm batches). The permutation comes from a CPU
+    generator, so the data order is the same on every device.
+    """
+    perm = torch.randperm(n, generator=gen).to(device)
+    n_full = n // batch_size if n > batch_size else 1
+    return [perm[i * batch_size : (i + 1) * batch_size] for i in range(n_full)]
+
+
 def train_model(model: nn.Module, train: WindowSet, val: WindowSet, cfg: TrainConfig | None = None) -> TrainResult:
     """Train ``model`` in place on ``train``, early-stop on ``val`` macro-F1.
 
@@ -168,26 +282,48 @@ def train_model(model: nn.Module, train: WindowSet, val: WindowSet, cfg: TrainCo
     (in eval mode). ``history`` has one dict per epoch with keys ``epoch``, ``loss``,
     ``ce``, ``aux``, ``sim``, ``diff``, ``recon`` (batch means), ``val_macro_f1``,
     ``val_accuracy``, ``scores`` / ``coeffs`` (per-modality means, CMD-HAR with
-    modulation) , ``lr`` and ``seconds``.
+    modulation) , ``lr`` and ``seconds``. The training windows live on the training
+    device; on CUDA with ``cfg.cuda_graph`` each step is a CUDA-graph replay.
     """
     cfg = cfg or TrainConfig()
+    device = _resolve_device(cfg.device)
+    if device.type != "cuda":
+        return _train(model, train, val, cfg, device)
+    # a stream of its own: graph capture needs a non-default stream, and concurrent
+    # trainings (benchmark tasks in threads) then overlap on the GPU
+    stream = torch.cuda.Stream(device)
+    stream.wait_stream(torch.cuda.current_stream(device))
+    with torch.cuda.stream(stream):
+        result = _train(model, train, val, cfg, device)
+    torch.cuda.current_stream(device).wait_stream(stream)
+    return result
+
+
+def _train(model: nn.Module, train: WindowSet, val: WindowSet, cfg: TrainConfig, device: torch.device) -> TrainResult:
     t_start = time.time()
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
-    _seed_everything(cfg.seed)
-    device = _resolve_device(cfg.device)
+    seed_everything(cfg.seed)
     model.to(device)
 
-    ds = TensorDataset(torch.as_tensor(train.x, dtype=torch.float32), torch.as_tensor(train.y, dtype=torch.long))
+    x = torch.as_tensor(train.x, dtype=torch.float32).to(device)
+    y = torch.as_tensor(train.y, dtype=torch.long).to(device)
     gen = torch.Generator().manual_seed(cfg.seed)
-    loader = DataLoader(ds, batch_size=cfg.batch_size, shuffle=True, generator=gen, drop_last=len(ds) > cfg.batch_size)
     class_w = _class_weights(train.y, train.n_classes).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    use_graph = bool(cfg.cuda_graph and device.type == "cuda")
+    # a tensor learning rate lets the cosine schedule change it without re-capturing the graph
+    lr: float | torch.Tensor = torch.tensor(cfg.lr, device=device) if use_graph else cfg.lr
+    opt = torch.optim.AdamW(
+        model.parameters(), lr=lr, weight_decay=cfg.weight_decay, capturable=use_graph, foreach=device.type == "cuda"
+    )
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(cfg.epochs, 1))
     multi = hasattr(model, "forward_train")
+    runner = _StepRunner(model, opt, cfg, x, y, class_w, use_graph)
+    names = list(model.encoder_parameters()) if hasattr(model, "encoder_parameters") else []
 
     history: list[dict[str, Any]] = []
     best_f1, best_epoch, best_state, stale = -1.0, -1, None, 0
+    stopped_by_deadline = False
     pbar = None
     if cfg.progress:
         from tqdm.auto import tqdm
@@ -198,56 +334,29 @@ def train_model(model: nn.Module, train: WindowSet, val: WindowSet, cfg: TrainCo
             t0 = time.time()
             model.train()
             modulate = multi and _use_modulation(model, cfg, epoch)
-            sums: dict[str, float] = {k: 0.0 for k in ("loss", "ce", "aux", "sim", "diff", "recon")}
-            score_sums: dict[str, float] = {}
-            coeff_sums: dict[str, float] = {}
-            n_batches = 0
-            for xb, yb in loader:
-                xb, yb = xb.to(device), yb.to(device)
-                opt.zero_grad(set_to_none=True)
-                if multi:
-                    out = model.forward_train(xb, modality_dropout=cfg.modality_dropout)
-                    ce = F.cross_entropy(out.logits, yb, weight=class_w)
-                    m, b, k = out.aux_logits.shape
-                    aux = F.cross_entropy(out.aux_logits.reshape(m * b, k), yb.repeat(m), weight=class_w)
-                    terms = {"ce": ce, "aux": aux, "sim": out.sim, "diff": out.diff, "recon": out.recon}
-                    loss = ce + cfg.w_aux * aux + cfg.w_sim * out.sim + cfg.w_diff * out.diff + cfg.w_recon * out.recon
-                else:
-                    ce = F.cross_entropy(model(xb), yb, weight=class_w)
-                    terms, loss = {"ce": ce}, ce
-                loss.backward()
-                if modulate:
-                    res = ogm_ge(
-                        model.encoder_parameters(),
-                        out.aux_logits,
-                        yb,
-                        alpha=cfg.alpha,
-                        offset=cfg.modulation_offset,
-                        noise=cfg.ge_noise,
-                    )
-                    for name in res.coeffs:
-                        score_sums[name] = score_sums.get(name, 0.0) + res.scores[name] / len(yb)
-                        coeff_sums[name] = coeff_sums.get(name, 0.0) + res.coeffs[name]
-                if cfg.grad_clip:
-                    nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                opt.step()
-                sums["loss"] += float(loss.detach())
-                for name, v in terms.items():
-                    sums[name] += float(v.detach())
-                n_batches += 1
-            lr = opt.param_groups[0]["lr"]
+            batches = _epoch_batches(len(x), cfg.batch_size, gen, device)
+            sums = torch.zeros(len(LOSS_TERMS), device=device)
+            score_sums = torch.zeros(len(names), device=device)
+            coeff_sums = torch.zeros(len(names), device=device)
+            for idx in batches:
+                terms, scores, coeffs = runner.step(idx, modulate)
+                sums += terms
+                score_sums += scores
+                coeff_sums += coeffs
+            lr_now = float(opt.param_groups[0]["lr"])
             sched.step()
 
-            val_metrics = evaluate(model, val, batch_size=256)
+            val_metrics = evaluate(model, val, batch_size=1024 if device.type == "cuda" else 256)
             val_f1, val_acc = val_metrics["macro_f1"], val_metrics["accuracy"]
-            nb = max(n_batches, 1)
-            rec: dict[str, Any] = {"epoch": epoch, **{k: v / nb for k, v in sums.items()}}
+            nb = max(len(batches), 1)
+            rec: dict[str, Any] = {"epoch": epoch, **dict(zip(LOSS_TERMS, (sums / nb).tolist(), strict=True))}
             rec.update(
                 val_macro_f1=val_f1,
                 val_accuracy=val_acc,
-                scores={k: v / nb for k, v in score_sums.items()},  # mean true-class prob per modality
-                coeffs={k: v / nb for k, v in coeff_sums.items()},
-                lr=lr,
+                # mean true-class probability and modulation coefficient per modality
+                scores=dict(zip(names, (score_sums / nb).tolist(), strict=True)) if modulate else {},
+                coeffs=dict(zip(names, (coeff_sums / nb).tolist(), strict=True)) if modulate else {},
+                lr=lr_now,
                 seconds=time.time() - t0,
             )
             history.append(rec)
@@ -261,6 +370,9 @@ def train_model(model: nn.Module, train: WindowSet, val: WindowSet, cfg: TrainCo
                 pbar.update(1)
                 pbar.set_postfix(loss=f"{rec['loss']:.3f}", val_f1=f"{val_f1:.3f}", best=f"{best_f1:.3f}")
             if stale >= cfg.patience:
+                break
+            if cfg.deadline is not None and time.time() > cfg.deadline and epoch + 1 < cfg.epochs:
+                stopped_by_deadline = True
                 break
     finally:
         if pbar is not None:
@@ -276,4 +388,7 @@ def train_model(model: nn.Module, train: WindowSet, val: WindowSet, cfg: TrainCo
         epochs_run=len(history),
         seconds=time.time() - t_start,
         config=cfg.to_dict(),
+        cuda_graph=bool(runner.graphs) and runner.use_graph,
+        cuda_graph_error=runner.graph_error,
+        stopped_by_deadline=stopped_by_deadline,
     )

@@ -1,0 +1,137 @@
+"""``har edge``: verify edge bundles and run the wearable deployment simulation.
+
+har edge verify BUNDLE                         # hashes + parity (folder or .tar.gz)
+har edge simulate [--bundle B] [--profile P]   # replay held-out recordings on an edge profile
+har edge profiles                              # the profiles in configs/edge/
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from components.config import artifacts_dir, data_dir
+
+edge_app = typer.Typer(help="Edge bundles and the wearable deployment simulation.", no_args_is_help=True)
+console = Console()
+
+
+def _fail(message: str) -> None:
+    console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    raise typer.Exit(1)
+
+
+@edge_app.command("verify")
+def verify(bundle: Path = typer.Argument(..., help="bundle folder or .tar.gz")) -> None:
+    """Re-check every file's sha256 against the manifest and run the fp32/int8 parity check."""
+    from components.edge.bundle import BundleError, verify_bundle
+
+    try:
+        checked = verify_bundle(bundle)
+    except BundleError as e:
+        _fail(str(e))
+    console.print(f"[green]ok[/] {bundle}: {checked['files']} files match their sha256")
+    console.print(
+        f"parity on {checked['parity_windows']} real test windows: fp32 max |diff| "
+        f"{checked['fp32_max_abs_diff']:.2g}, int8 max |diff| {checked['int8_max_abs_diff']:.2g}"
+    )
+    lin = checked["lineage"]
+    console.print(
+        f"lineage: {lin.get('registered_model')} v{lin.get('registered_version')} · data {lin.get('data_version')} · "
+        f"MLflow run {lin.get('mlflow_run_id')} · ZenML run {lin.get('zenml_run_id')} · git {lin.get('git_commit')}",
+        soft_wrap=True,
+    )
+
+
+@edge_app.command("profiles")
+def profiles() -> None:
+    """List the edge profiles (configs/edge/*.yaml)."""
+    from components.edge.simulate import list_profiles, load_profile
+
+    table = Table("profile", "threads", "arena", "slowdown", "RAM budget", "flash budget", "smoothing", "description")
+    for name in list_profiles():
+        p = load_profile(name)
+        table.add_row(
+            name,
+            str(p.threads),
+            str(p.memory_arena),
+            f"{p.slowdown:g}x",
+            f"{p.ram_budget_bytes:,}",
+            f"{p.flash_budget_bytes:,}",
+            str(p.smoothing),
+            p.description,
+        )
+    console.print(table)
+
+
+@edge_app.command("simulate")
+def simulate_cmd(
+    bundle: Path | None = typer.Option(None, help="bundle folder or .tar.gz (default: the champion's)"),
+    profile: str = typer.Option("phone", help="configs/edge/<name>.yaml or a path"),
+    model: str = typer.Option("cmd-har-dsads", "--model", "-m", help="registered model whose champion to use"),
+    recordings: int | None = typer.Option(None, help="replay only the first N test-subject recordings"),
+    max_seconds: float | None = typer.Option(None, help="cut each recording to this many seconds"),
+    speed: float | None = typer.Option(None, help="1 = real time, 10 = 10x, 0 = as fast as possible (profile)"),
+    subjects: str | None = typer.Option(None, help="subjects to replay (default: the bundle's test subjects)"),
+    out: Path | None = typer.Option(None, help="report folder (default artifacts/edge/simulations/...)"),
+) -> None:
+    """Replay held-out recordings as a live sensor stream through the int8 model on an edge profile."""
+    from dataclasses import replace
+
+    from components.edge.bundle import BundleError, open_bundle, read_manifest
+    from components.edge.simulate import load_profile, load_streams, plot_timeline, simulate
+    from components.edge.store import NoChampionError, champion_bundle
+    from components.io_utils import atomic_write_text
+
+    try:
+        prof = load_profile(profile)
+        if speed is not None:
+            prof = replace(prof, speed=speed)
+        folder, tmp = open_bundle(bundle) if bundle else (champion_bundle(model), None)
+        lineage = read_manifest(folder)["lineage"]
+        who = subjects.split(",") if subjects else [str(s) for s in lineage.get("test_subjects", [])]
+        if not who:
+            _fail("the bundle names no test subjects; pass --subjects")
+        streams = load_streams(data_dir() / str(lineage.get("dataset")), who, recordings, max_seconds)
+    except (NoChampionError, BundleError, FileNotFoundError, ValueError) as e:
+        _fail(str(e))
+    console.print(
+        f"replaying {len(streams)} recording(s) of subject(s) {', '.join(who)} on profile {prof.name} "
+        f"({'as fast as possible' if prof.speed <= 0 else f'{prof.speed:g}x real time'})"
+    )
+    result = simulate(folder, streams, prof)
+    r = result.report
+    out = out or artifacts_dir() / "edge" / "simulations" / f"{folder.name}-{prof.name}"
+    atomic_write_text(out / "report.json", json.dumps(r, indent=2, default=str))
+    plot_timeline(result, out / "timeline.png")
+    if tmp is not None:
+        tmp.cleanup()
+    table = Table(title=f"{r['model_version']} on {prof.name}", show_header=False)
+    table.add_row(
+        "stream", f"{r['stream_seconds']:.0f} s, {r['windows']} windows (replayed in {r['replay_wall_seconds']:.1f} s)"
+    )
+    table.add_row(
+        f"latency (x{prof.slowdown:g})",
+        f"p50 {r['latency_ms_p50']:.2f} ms · p95 {r['latency_ms_p95']:.2f} ms · p99 {r['latency_ms_p99']:.2f} ms",
+    )
+    table.add_row("deadline misses", f"{r['deadline_misses']} (inference > hop {r['deadline_ms']:.0f} ms)")
+    table.add_row(
+        "flash",
+        f"{r['model_bytes']:,} / {r['flash_budget_bytes']:,} bytes ({'fits' if r['fits_flash'] else 'OVER BUDGET'})",
+    )
+    table.add_row(
+        "RAM",
+        f"{r['ram_estimate_bytes']:,} / {r['ram_budget_bytes']:,} bytes estimated "
+        f"({'fits' if r['fits_ram'] else 'OVER BUDGET'}); ORT RSS growth here {r['peak_rss_delta_bytes']:,}",
+    )
+    table.add_row(
+        "streaming",
+        f"macro-F1 {r['streaming_macro_f1']:.3f}, accuracy {r['streaming_accuracy']:.3f} "
+        f"(unsmoothed {r['streaming_macro_f1_unsmoothed']:.3f})",
+    )
+    console.print(table)
+    console.print(f"report: {out / 'report.json'} · timeline: {out / 'timeline.png'}")

@@ -1,0 +1,61 @@
+"""Edge bundles <-> the BentoML model store and the champion (what serve/simulate use by default)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from components.edge.bundle import read_manifest
+
+
+class NoChampionError(LookupError):
+    """There is no promoted model to serve or simulate."""
+
+
+def save_to_bentoml(bundle_dir: Path, name: str, labels: dict[str, Any]) -> str:
+    """Copy a verified bundle folder into the BentoML store as ``name``; return the tag.
+
+    The BentoML model *is* the bundle (int8 + fp32 ONNX, preprocessing, labels, parity,
+    manifest), so the service reads exactly what the edge gets. Labels carry the lineage.
+    """
+    import bentoml
+
+    manifest = read_manifest(bundle_dir)
+    labels = {k: str(v) for k, v in labels.items() if v is not None}
+    with bentoml.models.create(
+        name, labels=labels, metadata={"lineage": manifest["lineage"], "metrics": manifest["metrics"]}
+    ) as model:
+        for p in sorted(Path(bundle_dir).iterdir()):
+            shutil.copy2(p, Path(model.path) / p.name)
+    return str(model.tag)
+
+
+def champion_bundle(registered_model: str) -> Path:
+    """The BentoML model folder (= bundle) of ``registered_model``'s MLflow champion.
+
+    Raises:
+        NoChampionError: no champion alias, or the champion was never saved to this store.
+    """
+    import bentoml
+
+    from components import tracking
+
+    champion = tracking.alias_version(registered_model, tracking.CHAMPION)
+    if champion is None:
+        raise NoChampionError(
+            f"{registered_model} has no champion: no model has passed the promotion gates yet "
+            f"(`har lineage -m {registered_model} <version>` shows the last decision; `make run` / `har train` "
+            "trains and promotes). Or pass --bundle PATH to use a bundle folder or .tar.gz."
+        )
+    try:
+        models = bentoml.models.list(registered_model)
+    except Exception:  # noqa: BLE001 - no store yet
+        models = []
+    for m in sorted(models, key=lambda m: m.info.creation_time, reverse=True):
+        if m.info.labels.get("registered_version") == str(champion.version):
+            return Path(m.path)
+    raise NoChampionError(
+        f"{registered_model} v{champion.version} is champion but not in the BentoML store "
+        "(BENTOML_HOME differs from the training run's?); pass --bundle PATH."
+    )

@@ -1,0 +1,151 @@
+"""The cmd-har BentoML service: the current champion's int8 ONNX model over HTTP.
+
+    bentoml serve                      # from the repo root (pyproject.toml [tool.bentoml.build])
+    cd deployment && bentoml build     # a lean Bento: onnxruntime, numpy, pydantic
+
+The model is the BentoML model that promotion saved (its folder is the edge bundle:
+int8 ONNX + preprocessing + lineage manifest). ``HAR_BENTO_MODEL`` picks another tag
+(default ``$HAR_MODEL_NAME:latest``, ``HAR_MODEL_NAME=cmd-har-dsads``): only promoted
+models are saved, so the latest one is the champion. No torch, no retraining.
+
+APIs (POST, JSON):
+- ``classify``: ``{"windows": [[[...]]]}`` raw windows ``(batch, channels, time)`` in
+  manifest order, or ``{"windows": {"channel_names": [...], "values": [[[...]]]}}``.
+  Adaptive batching: concurrent requests share one ONNX Runtime call.
+- ``classify_stream``: ``{"samples": [[...]], "sampling_rate_hz": 25, "channel_names": null,
+  "smoothing": 3, "t0": 0}`` -> per-window labels with timestamps and smoothed segments.
+- ``metadata``: model version, lineage ids, channels, labels, window.
+Bad input gets a 4xx whose message names the problem; ``/livez`` and ``/readyz`` as BentoML provides.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Annotated, Any
+
+import bentoml
+import numpy as np
+from pydantic import BeforeValidator
+
+from components.serving.runtime import Classifier, InputError, Limits
+
+MODEL_NAME = os.environ.get("HAR_MODEL_NAME", "cmd-har-dsads")
+MODEL_TAG = os.environ.get("HAR_BENTO_MODEL", f"{MODEL_NAME}:latest")
+LIMITS = Limits(
+    max_windows=int(os.environ.get("HAR_MAX_WINDOWS", 256)),
+    max_samples=int(os.environ.get("HAR_MAX_SAMPLES", 60_000)),
+)
+MAX_BODY_BYTES = int(os.environ.get("HAR_MAX_BODY_BYTES", 32 * 2**20))
+THREADS = int(os.environ.get("HAR_ORT_THREADS", 1))
+
+
+def _champion() -> Any:
+    """The stored BentoML model to serve, or a clear, actionable error."""
+    try:
+        return bentoml.models.get(MODEL_TAG)
+    except bentoml.exceptions.NotFound:
+        raise RuntimeError(
+            f"no model {MODEL_TAG!r} in the BentoML store ({os.environ.get('BENTOML_HOME', '~/bentoml')}): "
+            "nothing has been promoted to champion yet. Run `make run` (or `har train`) until a model passes "
+            "the promotion gates (`har lineage` shows why the last one did not), or point HAR_BENTO_MODEL at "
+            "a tag from `bentoml models list`."
+        ) from None
+
+
+STORED = _champion()
+CLASSIFIER = Classifier.from_folder(STORED.path, threads=THREADS, limits=LIMITS)
+
+
+def _windows(value: Any) -> np.ndarray:
+    """Request ``windows`` -> checked float32 array in manifest order (ValueError -> HTTP 400)."""
+    try:
+        if isinstance(value, dict):
+            unknown = sorted(set(value) - {"channel_names", "values"})
+            if unknown or "values" not in value:
+                raise InputError(f"windows object takes 'values' and optional 'channel_names', got {sorted(value)}")
+            return CLASSIFIER.prepare_windows(value["values"], value.get("channel_names"))
+        return CLASSIFIER.prepare_windows(value)
+    except InputError as e:
+        raise ValueError(str(e)) from None
+
+
+Windows = Annotated[Any, BeforeValidator(_windows)]
+
+
+class BodyLimit:
+    """ASGI middleware: a request body over ``limit`` bytes gets 413 before it is read."""
+
+    def __init__(self, app, limit: int = MAX_BODY_BYTES):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            size = dict(scope.get("headers") or []).get(b"content-length")
+            if size is not None and (not size.isdigit() or int(size) > self.limit):
+                body = json.dumps(
+                    {
+                        "error": f"request body of {size.decode()} bytes is over the limit of "
+                        f"{self.limit} bytes (HAR_MAX_BODY_BYTES)"
+                    }
+                ).encode()
+                await send(
+                    {"type": "http.response.start", "status": 413, "headers": [(b"content-type", b"application/json")]}
+                )
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
+
+
+@bentoml.service(
+    name="cmd-har",
+    workers=1,
+    traffic={"timeout": 30, "max_concurrency": 512},
+    labels={k: str(v) for k, v in {**STORED.info.labels, "model_tag": str(STORED.tag)}.items()},
+)
+class HARService:
+    """Wearable activity recognition (int8 ONNX Runtime, standardisation inside the graph)."""
+
+    bento_model = bentoml.models.BentoModel(STORED.tag)
+
+    def __init__(self) -> None:
+        self.clf = CLASSIFIER
+        self.batch_sizes: dict[int, int] = {}  # batch size -> count (the benchmark reads it)
+
+    @bentoml.api(batchable=True, batch_dim=(0, 0), max_batch_size=512, max_latency_ms=50)
+    def classify(self, windows: Windows) -> list[dict[str, Any]]:
+        """Classify raw windows; returns one ``{label, probabilities, model_version}`` per window."""
+        n = int(windows.shape[0])
+        self.batch_sizes[n] = self.batch_sizes.get(n, 0) + 1
+        results = self.clf.results(self.clf.probabilities(windows))
+        for r in results:
+            r["model_version"] = self.clf.version
+        return results
+
+    @bentoml.api
+    def classify_stream(
+        self,
+        samples: Any,
+        sampling_rate_hz: float,
+        channel_names: list[str] | None = None,
+        smoothing: int = 1,
+        t0: float = 0.0,
+    ) -> dict[str, Any]:
+        """Classify a chunk of raw samples ``(samples, channels)``: per-window labels, timestamps, segments."""
+        try:
+            return self.clf.classify_stream(samples, sampling_rate_hz, channel_names, smoothing, t0)
+        except InputError as e:
+            raise bentoml.exceptions.InvalidArgument(str(e)) from None
+
+    @bentoml.api
+    def metadata(self) -> dict[str, Any]:
+        """Model version, lineage ids, channels, labels, window, limits."""
+        return {**self.clf.metadata(), "bento_model": str(STORED.tag)}
+
+    @bentoml.api
+    def batch_stats(self) -> dict[str, Any]:
+        """Batch sizes the adaptive batcher formed for ``classify`` (size -> count), this worker."""
+        return {"batch_sizes": {str(k): v for k, v in sorted(self.batch_sizes.items())}}
+
+
+HARService.add_asgi_middleware(BodyLimit)

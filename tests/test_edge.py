@@ -1,0 +1,155 @@
+"""Edge bundle (build, verify, tamper), runtime input checks, and the deployment simulation on real data."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from components.edge.bundle import BundleError, verify_bundle
+from components.edge.simulate import load_profile, load_streams, plot_timeline, simulate
+from components.serving.runtime import Classifier, InputError, RingBuffer
+from tests.conftest import REPO_ROOT
+
+pytest_plugins = ["tests.edge_fixtures"]
+
+
+def test_export_report_is_honest(exported_small):
+    r = exported_small.report
+    assert r["parity_max_abs_diff"] <= 1e-4
+    assert r["size_ratio"] == pytest.approx(r["fp32_bytes"] / r["int8_bytes"])
+    assert r["size_ratio"] > 1.5  # compacted int8 QDQ; the 3x gate is checked at promotion, not faked here
+    assert "Softmax" in r["float_op_types"] or "Relu" in r["float_op_types"]
+
+
+def test_bundle_contents_and_verify(small_bundle):
+    files = {p.name for p in small_bundle.iterdir()}
+    assert {"model.onnx", "model.int8.onnx", "preprocessing.json", "labels.json", "manifest.json"} <= files
+    manifest = json.loads((small_bundle / "manifest.json").read_text())
+    assert set(manifest["files"]) == files - {"manifest.json"}
+    assert {"data_version", "zenml_run_id", "mlflow_run_id", "registered_version", "git_commit"} <= set(
+        manifest["lineage"]
+    )
+    assert manifest["metrics"]["int8_bytes"] == (small_bundle / "model.int8.onnx").stat().st_size
+    pre = json.loads((small_bundle / "preprocessing.json").read_text())
+    assert len(pre["channel_names"]) == 45 and pre["window_len"] == 75 and pre["sampling_rate_hz"] == 25
+    for path in (small_bundle, small_bundle.parent / "test-v1.tar.gz"):
+        checked = verify_bundle(path)
+        assert checked["fp32_max_abs_diff"] <= 1e-4 and checked["files"] == len(files) - 1
+
+
+@pytest.mark.parametrize("victim", ["model.int8.onnx", "preprocessing.json", "parity.npz"])
+def test_tampered_bundle_is_a_clear_error(small_bundle, tmp_path, victim):
+    copy = shutil.copytree(small_bundle, tmp_path / "b")
+    data = bytearray((copy / victim).read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (copy / victim).write_bytes(bytes(data))
+    with pytest.raises(BundleError, match=f"{victim} was modified"):
+        verify_bundle(copy)
+
+
+def test_missing_and_extra_files(small_bundle, tmp_path):
+    copy = shutil.copytree(small_bundle, tmp_path / "b")
+    (copy / "labels.json").unlink()
+    with pytest.raises(BundleError, match="missing file"):
+        verify_bundle(copy)
+    copy = shutil.copytree(small_bundle, tmp_path / "c")
+    (copy / "evil.onnx").write_bytes(b"x")
+    with pytest.raises(BundleError, match="not in the manifest"):
+        verify_bundle(copy)
+
+
+def test_cli_verify_tampered_exit_code(small_bundle, tmp_path):
+    copy = shutil.copytree(small_bundle, tmp_path / "b")
+    ok = subprocess.run(
+        [sys.executable, "-m", "components.cli", "edge", "verify", str(copy)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    (copy / "model.onnx").write_bytes((copy / "model.onnx").read_bytes() + b"\0")
+    bad = subprocess.run(
+        [sys.executable, "-m", "components.cli", "edge", "verify", str(copy)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert bad.returncode != 0 and "model.onnx was modified" in " ".join(bad.stdout.split())
+
+
+def test_runtime_rejects_bad_input(small_bundle, small_split):
+    clf = Classifier.from_folder(small_bundle)
+    x = small_split.test.x[:2]
+    assert [r["label"] for r in clf.classify(x)] == [clf.label_names[i] for i in clf.logits(x).argmax(1)]
+    bad = [
+        (x[:, :44], "44 channels"),
+        (x[:, :, :70], "70 samples"),
+        (x[0], "shape"),
+        (np.zeros((0, 45, 75)), "empty"),
+        (np.where(np.arange(75) == 3, np.nan, x), "non-finite"),
+        ([[["a"] * 75] * 45], "numbers only"),
+        ([[[1.0] * 75] * 45, [[1.0] * 74] * 45], "rectangular"),
+        (np.zeros((257, 45, 75)), "over the limit"),
+    ]
+    for value, needle in bad:
+        with pytest.raises(InputError, match=needle):
+            clf.prepare_windows(value)
+    names = list(reversed(clf.channel_names))
+    reordered = clf.classify({"v": x[:, ::-1]}["v"], names)
+    assert [r["label"] for r in reordered] == [r["label"] for r in clf.classify(x)]
+    with pytest.raises(InputError, match="missing"):
+        clf.prepare_windows(x, names[:-1] + ["bogus"])
+
+
+def test_ring_buffer_and_stream_match_training_windows(small_bundle, small_split):
+    ring = RingBuffer(2, 5)
+    ring.push(np.arange(14, dtype=np.float32).reshape(7, 2))
+    assert np.array_equal(ring.latest(3), np.array([[4, 6, 8], [5, 7, 9]], np.float32) + 4)
+    clf = Classifier.from_folder(small_bundle)
+    # 3 consecutive training-style windows of one recording, re-streamed sample by sample
+    rec = small_split.test.recording[0]
+    idx = np.where(small_split.test.recording == rec)[0][:3]
+    x = small_split.test.x[idx]
+    samples = np.concatenate([x[0].T, *[w.T[-clf.hop :] for w in x[1:]]])
+    out = clf.classify_stream(samples, 25.0)
+    assert [w["label"] for w in out["windows"]] == [r["label"] for r in clf.classify(x)]
+    assert out["windows"][1]["start_s"] == pytest.approx(clf.hop / 25.0)
+    with pytest.raises(InputError, match="does not match the model's 25 Hz"):
+        clf.classify_stream(samples, 50.0)
+
+
+def test_simulation_on_a_short_real_recording(small_bundle, small_data_dir, tmp_path):
+    streams = load_streams(small_data_dir / "dsads", ["2"], limit=2, max_seconds=30)
+    assert len(streams) == 2
+    for name in ("phone", "mcu"):
+        profile = load_profile(name)
+        result = simulate(small_bundle, streams, profile, progress=False)
+        r = result.report
+        hop = json.loads((small_bundle / "preprocessing.json").read_text())["hop"]
+        # 30 s at 25 Hz, a 75-sample window every hop samples, per recording
+        assert r["windows"] == 2 * (1 + (750 - 75) // hop)
+        assert 0 < r["latency_ms_p50"] <= r["latency_ms_p95"] <= r["latency_ms_p99"]
+        assert r["deadline_ms"] == pytest.approx(hop / 25 * 1000)
+        assert r["model_bytes"] == (small_bundle / "model.int8.onnx").stat().st_size
+        assert r["activation_bytes"] > 0 and 0 <= r["streaming_macro_f1"] <= 1
+        assert r["scored_windows"] == r["windows"]
+        png = plot_timeline(result, tmp_path / f"{name}.png")
+        assert png.stat().st_size > 1000
+    with pytest.raises(FileNotFoundError, match="available: mcu, phone"):
+        load_profile("watch")
+
+
+def test_realtime_replay_takes_stream_time(small_bundle, small_data_dir):
+    """speed 10: 10 s of stream take >= 1 s of wall time; same windows as unthrottled."""
+    streams = load_streams(small_data_dir / "dsads", ["2"], limit=1, max_seconds=10)
+    fast = simulate(small_bundle, streams, load_profile("phone"), progress=False)
+    from dataclasses import replace
+
+    timed = simulate(small_bundle, streams, replace(load_profile("phone"), speed=10.0), progress=False)
+    assert timed.report["replay_wall_seconds"] >= 0.95
+    assert np.array_equal(fast.y_pred, timed.y_pred)

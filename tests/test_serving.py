@@ -1,0 +1,184 @@
+"""The BentoML service as users run it: `bentoml serve` from the repo root, a real HTTP client.
+
+The server serves a model trained on real DSADS (subject 1) from an isolated BentoML
+home; answers are checked against the same int8 model run in-process, every bad-input
+class gets a 4xx naming the problem, and a hypothesis fuzzer never gets a 5xx.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from components.serving.runtime import Classifier
+from tests.conftest import QUIET_ENV, REPO_ROOT
+
+MODEL_NAME = "cmd-har-test"  # tests/edge_fixtures.py
+
+pytest_plugins = ["tests.edge_fixtures"]
+pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(bentoml_home):
+    port = _free_port()
+    env = {**os.environ, **QUIET_ENV, "BENTOML_HOME": str(bentoml_home), "HAR_BENTO_MODEL": f"{MODEL_NAME}:latest"}
+    bentoml = str(Path(sys.executable).parent / "bentoml")
+    proc = subprocess.Popen(
+        [bentoml, "serve", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"bentoml serve exited: {proc.stdout.read().decode()[-3000:]}")
+        try:
+            if client.get("/readyz").status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    else:
+        pytest.fail("bentoml serve did not become ready in 120 s")
+    yield client, proc
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+
+
+def test_classify_agrees_with_in_process_model(server, small_bundle, small_split):
+    client, _ = server
+    clf = Classifier.from_folder(small_bundle)
+    x = small_split.test.x[:16]
+    r = client.post("/classify", json={"windows": x.tolist()})
+    assert r.status_code == 200, r.text
+    got = [w["label"] for w in r.json()]
+    assert got == [clf.label_names[i] for i in clf.logits(x).argmax(1)]
+    assert r.json()[0]["model_version"] == f"{MODEL_NAME} v1"
+    probs = np.array([[w["probabilities"][n] for n in clf.label_names] for w in r.json()])
+    assert np.allclose(probs.sum(1), 1, atol=1e-4)
+    named = {"channel_names": clf.channel_names[::-1], "values": x[:, ::-1].tolist()}
+    assert [w["label"] for w in client.post("/classify", json={"windows": named}).json()] == got
+
+
+def test_stream_and_metadata(server, small_split):
+    client, _ = server
+    meta = client.post("/metadata").json()
+    assert meta["lineage"]["mlflow_run_id"] == "mlflow-test" and len(meta["channels"]) == 45
+    assert meta["window"]["length_samples"] == 75 and meta["labels"]
+    x = small_split.test.x
+    rec = small_split.test.recording == small_split.test.recording[0]
+    samples = np.concatenate([x[rec][0].T, *[w.T[-meta["window"]["hop_samples"] :] for w in x[rec][1:6]]])
+    r = client.post("/classify_stream", json={"samples": samples.tolist(), "sampling_rate_hz": 25, "smoothing": 3})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert len(body["windows"]) == 6 and body["windows"][0]["end_s"] == 3.0
+    assert sum(s["windows"] for s in body["segments"]) == 6
+
+
+BAD = [
+    ("/classify", {"windows": np.zeros((2, 44, 75)).tolist()}, "44 channels"),
+    ("/classify", {"windows": np.zeros((2, 45, 70)).tolist()}, "70 samples"),
+    ("/classify", {"windows": np.zeros((45, 75)).tolist()}, "shape"),
+    ("/classify", {"windows": []}, "empty"),
+    ("/classify", {"windows": [[["1"] * 75] * 45]}, "numbers only"),
+    ("/classify", {"windows": [[[True] * 75] * 45]}, "numbers only"),
+    ("/classify", {"windows": [[[1e39] * 75] * 45]}, "non-finite"),
+    ("/classify", {"windows": np.zeros((257, 45, 75)).tolist()}, "over the limit"),
+    ("/classify", {"windows": {"channel_names": ["x"] * 45, "values": np.zeros((1, 45, 75)).tolist()}}, "duplicates"),
+    ("/classify", {"windows": {"channel_names": [f"c{i}" for i in range(45)], "values": [[[0.0]]]}}, "missing"),
+    ("/classify", {}, "Field required"),
+    ("/classify_stream", {"samples": np.zeros((100, 45)).tolist(), "sampling_rate_hz": 50}, "25 Hz"),
+    ("/classify_stream", {"samples": np.zeros((10, 45)).tolist(), "sampling_rate_hz": 25}, "shorter than one window"),
+    ("/classify_stream", {"samples": np.zeros((100, 3)).tolist(), "sampling_rate_hz": 25}, "45 channels"),
+    (
+        "/classify_stream",
+        {"samples": np.zeros((100, 45)).tolist(), "sampling_rate_hz": 25, "smoothing": 0},
+        "smoothing",
+    ),
+]
+
+
+@pytest.mark.parametrize("path, body, needle", BAD, ids=[b[2] for b in BAD])
+def test_bad_input_is_a_4xx_naming_the_problem(server, path, body, needle):
+    client, _ = server
+    r = client.post(path, json=body)
+    assert 400 <= r.status_code < 500, r.text
+    assert needle in r.text
+
+
+def test_malformed_and_oversized_bodies(server):
+    client, _ = server
+    r = client.post("/classify", content=b"{not json", headers={"content-type": "application/json"})
+    assert r.status_code == 400
+    r = client.post("/classify", content=b"0" * (33 * 2**20), headers={"content-type": "application/json"})
+    assert r.status_code == 413 and "over the limit" in r.text
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.floats(allow_nan=False) | st.integers() | st.text(max_size=5),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=3),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    path=st.sampled_from(["/classify", "/classify_stream", "/metadata"]),
+    body=st.dictionaries(
+        st.sampled_from(["windows", "samples", "sampling_rate_hz", "channel_names", "smoothing", "t0", "x"]),
+        json_values | st.lists(st.lists(st.floats(width=32), min_size=1, max_size=50), max_size=80),
+        max_size=4,
+    ),
+)
+def test_fuzzed_requests_never_get_a_5xx(server, path, body):
+    client, _ = server
+    r = client.post(path, json=body)
+    assert r.status_code < 500, (path, r.status_code, r.text[:500])
+
+
+def test_clean_shutdown(server):
+    client, proc = server
+    assert client.get("/livez").status_code == 200
+    proc.send_signal(signal.SIGINT)  # Ctrl-C, as a user stops it
+    assert proc.wait(timeout=90) is not None
+    with pytest.raises(httpx.HTTPError):
+        client.get("/livez")
+
+
+def test_no_champion_is_a_clear_error(tmp_path):
+    env = {**os.environ, **QUIET_ENV, "BENTOML_HOME": str(tmp_path), "HAR_BENTO_MODEL": "cmd-har-nothing:latest"}
+    proc = subprocess.run(
+        [sys.executable, "-c", "import deployment.service"], cwd=REPO_ROOT, env=env, capture_output=True, text=True
+    )
+    assert proc.returncode != 0 and "nothing has been promoted to champion yet" in proc.stderr
+
+
+def test_service_does_not_import_torch(bentoml_home):
+    env = {**os.environ, **QUIET_ENV, "BENTOML_HOME": str(bentoml_home), "HAR_BENTO_MODEL": f"{MODEL_NAME}:latest"}
+    code = "import sys, deployment.service; bad = {'torch', 'zenml', 'mlflow', 'dvc'} & set(sys.modules); print(bad)"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().endswith("set()"), proc.stdout
