@@ -38,6 +38,7 @@ GATES = {
     "max_int8_f1_drop": 0.2,
     "max_latency_ms": 1000.0,
     "max_model_bytes": 50_000_000,
+    "min_int8_size_ratio": 1.0,
     "min_class_recall": 0.0,
     "tolerance": 0.02,
 }
@@ -59,6 +60,7 @@ def project(tmp_path_factory):
         registered_model=MODEL,
         export={"calibration_windows": 256},
         promotion=GATES,
+        edge={"profiles": ["phone"], "max_recordings": 1, "max_seconds": 10},
     )
     p["validation"]["jobs"] = 1
     p["trainer"].update({"epochs": 3, "patience": 3, "progress": False})
