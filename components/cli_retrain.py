@@ -115,7 +115,13 @@ def _print_ingest(report) -> None:
 
 
 # -- har retrain ------------------------------------------------------------------------
+_STOPPED: dict[str, int] = {}
+
+
 def _terminate(signum, frame) -> None:  # noqa: ARG001 - signal handler signature
+    # Remembered because ZenML may turn the interrupt inside a step into a step failure
+    # (RuntimeError "Pipeline run has failed ..."): the command still reports it as a stop.
+    _STOPPED["signal"] = signum
     raise KeyboardInterrupt(f"signal {signum}")
 
 
@@ -138,8 +144,9 @@ def retrain_cmd(
     if not config.exists():
         _fail(f"config {config} not found")
     console.print(f"har retrain {time.strftime('%Y-%m-%d %H:%M:%S')} · config {config}")
-    signal.signal(signal.SIGTERM, _terminate)  # cron/systemd stop: unwind like Ctrl-C
-    try:
+    _STOPPED.clear()
+    previous = {sig: signal.signal(sig, _terminate) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:  # cron/systemd stop and Ctrl-C: unwind, exit 130
         with data_lock("retrain", wait_s=wait):
             plan = plan_retrain(config, force=force)
             for note in plan.notes:
@@ -156,12 +163,23 @@ def retrain_cmd(
     except LockBusy as e:
         _busy(e)
     except KeyboardInterrupt:
-        _fail("retrain interrupted: data, champion and served model are unchanged; the next run starts afresh", 130)
+        _interrupted()
+    except Exception:
+        if _STOPPED:
+            _interrupted()
+        raise
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     from components.cli import print_train_run_summary
 
     print_train_run_summary(run)
     console.print("[bold]new data in this retrain[/] (vs the data the previous model was trained on):")
     _print_changes(plan)
+
+
+def _interrupted() -> None:
+    _fail("retrain interrupted: data, champion and served model are unchanged; the next run starts afresh", 130)
 
 
 def _print_changes(plan) -> None:

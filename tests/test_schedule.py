@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 from typer.testing import CliRunner
@@ -187,3 +188,30 @@ def test_retrain_refuses_to_run_while_the_lock_is_held(tmp_path, monkeypatch):
         res = runner.invoke(app, ["retrain", "-c", str(REPO_ROOT / "configs" / "train.yaml")], env=ENV)
     assert res.exit_code == 75, res.output
     assert "data ingest (pid" in res.output and "holds the data lock" in res.output
+
+
+def test_a_stop_signal_inside_a_pipeline_step_still_reports_an_interrupted_retrain(tmp_path, monkeypatch):
+    """ZenML turns an interrupt inside a step into a step failure; `har retrain` still says stopped."""
+    import signal as sig
+
+    from components import cli_retrain
+    from components.retraining.retrain import RetrainPlan
+
+    def pipeline_with_a_step(config):
+        try:
+            os.kill(os.getpid(), sig.SIGTERM)  # what cron / systemctl stop sends, mid-step
+            time.sleep(5)
+        except BaseException as e:  # as ZenML's step runner does
+            raise RuntimeError("Pipeline run has failed due to failure in step(s): train_model_step") from e
+
+    monkeypatch.setenv("HAR_DATA_DIR", str(tmp_path / "proj" / "data"))
+    monkeypatch.setattr(
+        "components.retraining.retrain.plan_retrain", lambda c, force: RetrainPlan(True, "new", "m", None)
+    )
+    monkeypatch.setattr(cli_retrain, "_run_pipeline", pipeline_with_a_step)
+    before = sig.getsignal(sig.SIGTERM)
+    res = runner.invoke(app, ["retrain", "-c", str(REPO_ROOT / "configs" / "train.yaml")], env=ENV)
+    assert res.exit_code == 130 and "retrain interrupted" in res.output, res.output
+    assert sig.getsignal(sig.SIGTERM) == before  # handlers restored
+    with data_lock("retrain", repo=tmp_path / "proj"):  # and the lock is free again
+        pass
