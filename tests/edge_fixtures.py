@@ -75,4 +75,3 @@ def bentoml_home(small_bundle, tmp_path_factory) -> Path:
     env = {**os.environ, "BENTOML_HOME": str(home), "BENTOML_DO_NOT_TRACK": "true"}
     subprocess.run([sys.executable, "-c", code, str(small_bundle)], env=env, check=True, capture_output=True)
     return home
-
