@@ -26,7 +26,7 @@ import numpy as np
 
 from benchmarks.common import environment, write_result
 from components.edge.bundle import read_manifest
-from components.serving.runtime import Classifier
+from har_runtime.runtime import Classifier
 
 
 def _in_process(folder: Path, x: np.ndarray, model_file: str, n: int = 500) -> list[float]:

@@ -10,11 +10,8 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import httpx
 import numpy as np
@@ -23,7 +20,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from components.serving.runtime import Classifier
+from har_runtime.runtime import Classifier
+from tests.bentoml_server import start_server, stop_server
 from tests.conftest import QUIET_ENV, REPO_ROOT
 
 MODEL_NAME = "cmd-har-test"  # tests/edge_fixtures.py
@@ -32,67 +30,13 @@ pytest_plugins = ["tests.edge_fixtures"]
 pytestmark = pytest.mark.slow
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _stop(proc: subprocess.Popen, sig: int = signal.SIGINT, timeout: float = 60) -> list[int]:
-    """Stop `bentoml serve` as a user does (Ctrl-C); return the PIDs of its workers still alive after.
-
-    Workers run in their own sessions, so a process-group kill would orphan them: the arbiter
-    must shut them down, and any survivor is killed here so no test leaks a server.
-    """
-    try:
-        workers = psutil.Process(proc.pid).children(recursive=True)
-    except psutil.NoSuchProcess:
-        workers = []
-    if proc.poll() is None:
-        proc.send_signal(sig)
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=30)
-    _, alive = psutil.wait_procs(workers, timeout=10)
-    for w in alive:
-        w.kill()
-    return [w.pid for w in alive]
-
-
 @pytest.fixture(scope="module")
 def server(bentoml_home, tmp_path_factory):
-    """One `bentoml serve` for the module; its log goes to a file (a full, unread pipe would block it)."""
-    port = _free_port()
-    env = {**os.environ, **QUIET_ENV, "BENTOML_HOME": str(bentoml_home), "HAR_BENTO_MODEL": f"{MODEL_NAME}:latest"}
-    bentoml = str(Path(sys.executable).parent / "bentoml")
-    log_path = tmp_path_factory.mktemp("serve") / "bentoml-serve.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [bentoml, "serve", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"bentoml serve exited: {log_path.read_text()[-3000:]}")
-        try:
-            if client.get("/readyz").status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    else:
-        _stop(proc)
-        pytest.fail(f"bentoml serve did not become ready in 120 s: {log_path.read_text()[-3000:]}")
+    """One `bentoml serve` from the repo root for the whole module."""
+    env = {"BENTOML_HOME": str(bentoml_home), "HAR_BENTO_MODEL": f"{MODEL_NAME}:latest"}
+    client, proc = start_server([], REPO_ROOT, env, tmp_path_factory.mktemp("serve") / "bentoml-serve.log")
     yield client, proc
-    _stop(proc)
+    stop_server(proc)
 
 
 def test_classify_agrees_with_in_process_model(server, small_bundle, small_split):
@@ -192,7 +136,7 @@ def test_clean_shutdown(server):
     client, proc = server
     assert client.get("/livez").status_code == 200
     assert psutil.Process(proc.pid).children(recursive=True), "no worker processes found"
-    leftover = _stop(proc, signal.SIGINT, timeout=60)
+    leftover = stop_server(proc, signal.SIGINT, timeout=60)
     assert proc.returncode is not None and not leftover, f"workers still alive after shutdown: {leftover}"
     with pytest.raises(httpx.HTTPError):
         client.get("/livez")
