@@ -71,7 +71,7 @@ test: setup ## run the whole test suite (slow end-to-end tests included)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(INSTALLED) ## ruff
-	$(BIN)/ruff check components steps pipelines tests benchmarks
+	$(BIN)/ruff check components steps pipelines tests benchmarks deployment
 
 data-status: $(INSTALLED) ## data version, datasets, dvc status
 	$(BIN)/har data status

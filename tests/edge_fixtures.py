@@ -7,6 +7,9 @@ isolated BentoML home.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -62,10 +65,6 @@ def small_bundle(exported_small, small_split, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def bentoml_home(small_bundle, tmp_path_factory) -> Path:
     """An isolated BentoML home holding the bundle as ``cmd-har-test`` (saved in a subprocess-safe way)."""
-    import os
-    import subprocess
-    import sys
-
     home = tmp_path_factory.mktemp("bentoml")
     code = (
         "import sys; from pathlib import Path; from components.edge.store import save_to_bentoml; "
@@ -75,4 +74,3 @@ def bentoml_home(small_bundle, tmp_path_factory) -> Path:
     env = {**os.environ, "BENTOML_HOME": str(home), "BENTOML_DO_NOT_TRACK": "true"}
     subprocess.run([sys.executable, "-c", code, str(small_bundle)], env=env, check=True, capture_output=True)
     return home
-

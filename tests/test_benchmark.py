@@ -104,18 +104,14 @@ def test_cli_holdout_jobs1(dsads3, tmp_path):
     assert "SMOKE" in md and "| cmdhar |" in md and "TinyHAR" in md
 
 
+def _cnn_loso(data_dir: Path, out: Path, **over) -> BenchmarkSettings:
+    """1-epoch CNN LOSO on the 3-subject DSADS subset, 2 parallel tasks, no efficiency."""
+    base = {"models": ["cnn"], "jobs": 2, "epochs": 1, "data_dir": data_dir, "out": out, "efficiency": False}
+    return BenchmarkSettings(dataset="dsads", protocol="loso", **{**base, **over})
+
+
 def test_loso_parallel_jobs2(dsads3, tmp_path):
-    settings = BenchmarkSettings(
-        dataset="dsads",
-        protocol="loso",
-        models=["cnn"],
-        seeds=2,
-        jobs=2,
-        epochs=1,
-        data_dir=dsads3,
-        out=tmp_path,
-        efficiency=False,
-    )
+    settings = _cnn_loso(dsads3, tmp_path, seeds=2)
     result, path = run_benchmark(settings, progress=False, log=lambda s: None)
     assert path == tmp_path / "dsads-loso-smoke.json" and path.with_suffix(".md").exists()
     assert json.loads(path.read_text())["complete_protocol"] is False
@@ -134,17 +130,7 @@ def test_thread_executor_and_time_budget(dsads3, tmp_path):
     """The executor used on a GPU (tasks as threads of one process) gives the same
     records as processes; a spent time budget skips the remaining tasks, says so, and
     leaves them out of the means instead of guessing."""
-    settings = BenchmarkSettings(
-        dataset="dsads",
-        protocol="loso",
-        models=["cnn"],
-        jobs=2,
-        epochs=1,
-        executor="threads",
-        data_dir=dsads3,
-        out=tmp_path,
-        efficiency=False,
-    )
+    settings = _cnn_loso(dsads3, tmp_path, executor="threads")
     result, _ = run_benchmark(settings, progress=False, log=lambda s: None)
     assert result["settings"]["executor"] == "threads" and result["skipped"] == []
     assert sorted(r["fold"] for r in result["models"]["cnn"]["per_fold"]) == ["loso-1", "loso-2", "loso-3"]

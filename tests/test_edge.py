@@ -12,7 +12,7 @@ import pytest
 
 from components.edge.bundle import BundleError, verify_bundle
 from components.edge.simulate import load_profile, load_streams, plot_timeline, simulate
-from components.serving.runtime import Classifier, InputError, RingBuffer
+from har_runtime.runtime import Classifier, InputError, RingBuffer
 from tests.conftest import REPO_ROOT
 
 pytest_plugins = ["tests.edge_fixtures"]

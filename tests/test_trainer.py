@@ -73,14 +73,18 @@ def test_modality_scores():
     assert s[0] == pytest.approx(2.0, abs=1e-6) and s[1] == pytest.approx(2 / 3, abs=1e-6)
 
 
-def test_ogm_ge_damps_dominant_modality_gradients(basicmotions_windows):
-    spec = InputSpec.from_windows(basicmotions_windows)
+def _cmdhar_with_grads(ws: WindowSet):
+    """A CMD-HAR on 8 BasicMotions windows after one backward pass touching every encoder."""
+    spec = InputSpec.from_windows(ws)
     torch.manual_seed(0)
     model = CMDHAR(spec).train()
-    x = torch.from_numpy(basicmotions_windows.x[:8])
-    y = torch.from_numpy(basicmotions_windows.y[:8])
-    out = model.forward_train(x)
-    out.logits.sum().backward()  # any loss touching every encoder
+    y = torch.from_numpy(ws.y[:8])
+    model.forward_train(torch.from_numpy(ws.x[:8])).logits.sum().backward()
+    return spec, model, y
+
+
+def test_ogm_ge_damps_dominant_modality_gradients(basicmotions_windows):
+    spec, model, y = _cmdhar_with_grads(basicmotions_windows)
     params = model.encoder_parameters()
     before = {m: [p.grad.clone() for p in ps] for m, ps in params.items()}
     aux = torch.zeros(2, 8, spec.n_classes)
@@ -209,12 +213,7 @@ def test_early_stopping_restores_best(basicmotions_windows):
 
 def test_sync_free_modulation_matches_host_branch(basicmotions_windows):
     """The branch-free form used on the GPU gives the same gradients as the CPU form."""
-    spec = InputSpec.from_windows(basicmotions_windows)
-    torch.manual_seed(0)
-    model = CMDHAR(spec).train()
-    x = torch.from_numpy(basicmotions_windows.x[:8])
-    y = torch.from_numpy(basicmotions_windows.y[:8])
-    model.forward_train(x).logits.sum().backward()
+    spec, model, y = _cmdhar_with_grads(basicmotions_windows)
     params = model.encoder_parameters()
     before = [p.grad.clone() for ps in params.values() for p in ps]
     aux = torch.zeros(2, 8, spec.n_classes)

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from components.io_utils import atomic_write_bytes, sha256_file
-from components.serving.runtime import FP32_FILE, INT8_FILE, MANIFEST_FILE, PREPROCESSING_FILE, session
+from har_runtime.runtime import FP32_FILE, INT8_FILE, MANIFEST_FILE, PREPROCESSING_FILE, session
 
 FORMAT = "cmd-har-edge-bundle/1"
 LABELS_FILE, PARITY_FILE = "labels.json", "parity.npz"

@@ -20,7 +20,7 @@ import yaml
 
 from components.data.sources import REPO_ROOT
 from components.evaluation.metrics import classification_metrics
-from components.serving.runtime import Classifier, StreamingClassifier
+from har_runtime.runtime import Classifier, StreamingClassifier
 
 PROFILES_DIR = REPO_ROOT / "configs" / "edge"
 

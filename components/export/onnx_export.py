@@ -311,7 +311,12 @@ def float_ops(int8_path: Path) -> list[str]:
 
 
 def onnx_session(path: Path, threads: int = 1, arena: bool = True):
-    """An ONNX Runtime CPU session (sequential, ``threads`` intra-op threads)."""
+    """An ONNX Runtime CPU session (sequential, ``threads`` intra-op threads).
+
+    ``deployment/har_runtime`` builds its sessions the same way in its own copy: the
+    Bento ships that package alone, and this module must stay importable without it
+    (``har benchmark`` on a bare GPU box runs from a checkout that is not installed).
+    """
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
