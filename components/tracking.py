@@ -29,6 +29,9 @@ def tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{REPO_ROOT / '.mlflow' / 'mlflow.db'}"
 
 
+_OWN_REGISTRY_URI: str | None = None  # the registry URI configure() set (not the user's)
+
+
 def configure() -> None:
     """Point MLflow at the configured store (creating the sqlite folder if needed)."""
     import mlflow
@@ -40,8 +43,13 @@ def configure() -> None:
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     if mlflow.get_tracking_uri() != uri:
         mlflow.set_tracking_uri(uri)
-    if not os.environ.get("MLFLOW_REGISTRY_URI"):
+    # the registry follows the tracking store unless the user chose one; mlflow exports
+    # what set_registry_uri sets, so a value we set ourselves must not count as a choice
+    global _OWN_REGISTRY_URI
+    chosen = os.environ.get("MLFLOW_REGISTRY_URI")
+    if not chosen or chosen == _OWN_REGISTRY_URI:
         mlflow.set_registry_uri(uri)
+        _OWN_REGISTRY_URI = uri
 
 
 def client():
