@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -107,3 +108,22 @@ def isolated_env(root: Path) -> dict[str, str]:
     zenml = str(Path(sys.executable).parent / "zenml")
     subprocess.run([zenml, "init"], cwd=zen_repo, env=env, check=True, capture_output=True)
     return env
+
+
+def run_har(env: dict[str, str], *args: str, check: bool = True, timeout: int = 900):
+    """``har ARGS`` in a subprocess with ``env`` (see :func:`isolated_env`); returns the
+    completed process and its stdout with whitespace folded (rich wraps long lines).
+    ``check``: assert exit code 0, showing the output's tail otherwise."""
+    t0 = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", "components.cli", *args],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    print(f"har {' '.join(args[:2])}: {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+    if check:
+        assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    return proc, " ".join(proc.stdout.split())

@@ -25,7 +25,7 @@ import pytest
 import yaml
 
 from components.data.importers import import_dataset
-from tests.conftest import REPO_ROOT, isolated_env
+from tests.conftest import REPO_ROOT, isolated_env, run_har
 
 pytestmark = pytest.mark.slow
 
@@ -70,19 +70,7 @@ def project(tmp_path_factory):
 
 
 def _har(project, *args, check=True):
-    t0 = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, "-m", "components.cli", *args],
-        cwd=REPO_ROOT,
-        env=project["env"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    print(f"har {' '.join(args[:2])}: {time.perf_counter() - t0:.1f} s", file=sys.stderr)
-    if check:
-        assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
-    return proc, " ".join(proc.stdout.split())
+    return run_har(project["env"], *args, check=check, timeout=600)
 
 
 def _client(project):

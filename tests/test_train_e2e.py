@@ -9,14 +9,12 @@ the registered versions and the BentoML store as they were.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.conftest import REPO_ROOT, isolated_env
+from tests.conftest import REPO_ROOT, isolated_env, run_har
 
 pytestmark = pytest.mark.slow
 
@@ -58,17 +56,7 @@ def _config(root: Path, name: str, **trainer) -> Path:
 
 
 def _har(env, *args, check=True):
-    proc = subprocess.run(
-        [sys.executable, "-m", "components.cli", *args],
-        cwd=REPO_ROOT,
-        env=env["env"],
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    if check:
-        assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
-    return proc, " ".join(proc.stdout.split())
+    return run_har(env["env"], *args, check=check, timeout=900)
 
 
 def _mlflow(env):
