@@ -103,6 +103,8 @@ def isolated_env(root: Path) -> dict[str, str]:
         "ZENML_CONFIG_PATH": str(root / "zen-config"),
         "ZENML_REPOSITORY_PATH": str(zen_repo),
         "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}",
+        # explicit: mlflow.set_registry_uri() in earlier in-process tests exports this variable
+        "MLFLOW_REGISTRY_URI": f"sqlite:///{root / 'mlflow.db'}",
         "BENTOML_HOME": str(root / "bentoml"),
     }
     zenml = str(Path(sys.executable).parent / "zenml")
