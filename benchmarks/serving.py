@@ -145,7 +145,9 @@ async def _throughput(host: str, port: int, requests: list[bytes], clients: int,
     }
 
 
-def _single(conn: http.client.HTTPConnection, path: str, bodies: list[bytes], n: int) -> tuple[list[float], Counter, list[str]]:
+def _single(
+    conn: http.client.HTTPConnection, path: str, bodies: list[bytes], n: int
+) -> tuple[list[float], Counter, list[str]]:
     """Sequential requests on one keep-alive connection: latency per request (ms), error statuses, error bodies."""
     headers = {"content-type": "application/json"}
 

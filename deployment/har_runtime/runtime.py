@@ -94,9 +94,7 @@ def decode_b64(obj: dict[str, Any], what: str, ndim: int) -> np.ndarray:
     item = ENCODED_DTYPES[dtype]
     expected = math.prod(shape) * item.itemsize
     if len(raw) != expected:
-        raise InputError(
-            f"{what}.b64 holds {len(raw)} bytes, but shape {shape} of {dtype} needs {expected} bytes"
-        )
+        raise InputError(f"{what}.b64 holds {len(raw)} bytes, but shape {shape} of {dtype} needs {expected} bytes")
     return np.frombuffer(raw, dtype=item).reshape(shape)
 
 
