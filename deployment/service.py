@@ -15,8 +15,8 @@ APIs (POST, JSON):
   compact form ``{"windows": {"b64": ..., "shape": [B, C, T], "dtype": "float32"}}``
   (base64 of the little-endian bytes; ``channel_names`` optional beside them).
   Adaptive batching: concurrent requests share one ONNX Runtime call.
-- ``classify_stream``: ``{"samples": [[...]] or {"b64", "shape", "dtype"}, "sampling_rate_hz": 25, "channel_names": null,
-  "smoothing": 3, "t0": 0}`` -> per-window labels with timestamps and smoothed segments.
+- ``classify_stream``: ``{"samples": [[...]] or {"b64", "shape", "dtype"}, "sampling_rate_hz": 25,
+  "channel_names": null, "smoothing": 3, "t0": 0}`` -> per-window labels with timestamps and smoothed segments.
 - ``metadata``: model version, lineage ids, channels, labels, window.
 Bad input gets a 4xx whose message names the problem; ``/livez`` and ``/readyz`` as BentoML provides.
 """
