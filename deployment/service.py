@@ -11,10 +11,12 @@ was built with. No torch, no retraining.
 
 APIs (POST, JSON):
 - ``classify``: ``{"windows": [[[...]]]}`` raw windows ``(batch, channels, time)`` in
-  manifest order, or ``{"windows": {"channel_names": [...], "values": [[[...]]]}}``.
+  manifest order, or ``{"windows": {"channel_names": [...], "values": [[[...]]]}}``, or the
+  compact form ``{"windows": {"b64": ..., "shape": [B, C, T], "dtype": "float32"}}``
+  (base64 of the little-endian bytes; ``channel_names`` optional beside them).
   Adaptive batching: concurrent requests share one ONNX Runtime call.
-- ``classify_stream``: ``{"samples": [[...]], "sampling_rate_hz": 25, "channel_names": null,
-  "smoothing": 3, "t0": 0}`` -> per-window labels with timestamps and smoothed segments.
+- ``classify_stream``: ``{"samples": [[...]] or {"b64", "shape", "dtype"}, "sampling_rate_hz": 25,
+  "channel_names": null, "smoothing": 3, "t0": 0}`` -> per-window labels with timestamps and smoothed segments.
 - ``metadata``: model version, lineage ids, channels, labels, window.
 Bad input gets a 4xx whose message names the problem; ``/livez`` and ``/readyz`` as BentoML provides.
 """
@@ -28,9 +30,10 @@ from typing import Annotated, Any
 
 import bentoml
 import numpy as np
+from bentoml.validators import ContentType
 from pydantic import BeforeValidator
 
-from har_runtime.runtime import Classifier, InputError, Limits
+from har_runtime.runtime import FP32_FILE, INT8_FILE, Classifier, InputError, Limits
 
 MODEL_NAME = os.environ.get("HAR_MODEL_NAME", "cmd-har-dsads")
 BENTO_YAML = Path(__file__).resolve().parent.parent / "bento.yaml"  # exists when run from a built Bento
@@ -57,11 +60,19 @@ LIMITS = Limits(
 MAX_BODY_BYTES = int(os.environ.get("HAR_MAX_BODY_BYTES", 32 * 2**20))
 THREADS = int(os.environ.get("HAR_ORT_THREADS", 1))  # ONNX Runtime intra-op threads per worker
 WORKERS = int(os.environ.get("HAR_WORKERS", 1))
+# int8 is the edge model and the default; on x86 ORT its QDQ graph runs ~2.4x slower than fp32
+# (benchmarks/results/serving.json, int8_vs_fp32), so a server CPU may prefer fp32.
+PRECISION = os.environ.get("HAR_MODEL_PRECISION", "int8")
+MODEL_FILES = {"int8": INT8_FILE, "fp32": FP32_FILE}
 # Adaptive batching sheds load: a queued request predicted to wait past max latency gets a 503
 # ("process is overloaded"). 50 ms shed 611 of ~2,100 requests at 32 clients on 2 shared
 # cores (benchmarks/serving.py); 1 s sheds none and stays far below the 30 s request timeout.
 MAX_BATCH_SIZE = int(os.environ.get("HAR_MAX_BATCH_SIZE", 512))
 MAX_LATENCY_MS = int(os.environ.get("HAR_MAX_LATENCY_MS", 1000))
+# Per-request bookkeeping BentoML does in Python: an access-log line and Prometheus metrics.
+# On by default (operators expect them); off saves CPU per request (benchmarks/serving.py).
+ACCESS_LOG = os.environ.get("HAR_ACCESS_LOG", "1") != "0"
+METRICS = os.environ.get("HAR_METRICS", "1") != "0"
 
 
 def _champion() -> Any:
@@ -77,8 +88,10 @@ def _champion() -> Any:
         ) from None
 
 
+if PRECISION not in MODEL_FILES:
+    raise RuntimeError(f"HAR_MODEL_PRECISION must be one of {sorted(MODEL_FILES)}, got {PRECISION!r}")
 STORED = _champion()
-CLASSIFIER = Classifier.from_folder(STORED.path, threads=THREADS, limits=LIMITS)
+CLASSIFIER = Classifier.from_folder(STORED.path, model_file=MODEL_FILES[PRECISION], threads=THREADS, limits=LIMITS)
 LINEAGE_IDS = ("dataset", "data_version", "zenml_run_id", "mlflow_run_id", "registered_model", "registered_version")
 # the Bento's labels: the lineage ids from the bundle manifest, then the model's own labels
 LABELS = {
@@ -89,19 +102,33 @@ LABELS = {
 
 
 def _windows(value: Any) -> np.ndarray:
-    """Request ``windows`` -> checked float32 array in manifest order (ValueError -> HTTP 400)."""
+    """Request ``windows`` -> checked float32 array in manifest order (ValueError -> HTTP 400).
+
+    Nested lists, ``{"values": ..., "channel_names": ...}``, or the compact base64 form
+    ``{"b64": ..., "shape": [B, C, T], "dtype": "float32", "channel_names": ...}``.
+    """
     try:
         if isinstance(value, dict):
-            unknown = sorted(set(value) - {"channel_names", "values"})
-            if unknown or "values" not in value:
-                raise InputError(f"windows object takes 'values' and optional 'channel_names', got {sorted(value)}")
-            return CLASSIFIER.prepare_windows(value["values"], value.get("channel_names"))
+            names = value.get("channel_names")
+            data = {k: v for k, v in value.items() if k != "channel_names"}
+            if "values" in data and len(data) == 1:
+                return CLASSIFIER.prepare_windows(data["values"], names)
+            if "b64" in data:
+                return CLASSIFIER.prepare_windows(data, names)
+            raise InputError(
+                "windows object takes 'values' (nested lists) or 'b64', 'shape', 'dtype' (base64), "
+                f"and optional 'channel_names'; got {sorted(value)}"
+            )
         return CLASSIFIER.prepare_windows(value)
     except InputError as e:
         raise ValueError(str(e)) from None
 
 
 Windows = Annotated[Any, BeforeValidator(_windows)]
+# An explicit content type: without it BentoML rebuilds the output's JSON schema for every
+# response to find its media type (~12% of the worker's CPU under load, benchmarks/serving.py).
+JSONList = Annotated[list[dict[str, Any]], ContentType("application/json")]
+JSONDict = Annotated[dict[str, Any], ContentType("application/json")]
 
 
 class BodyLimit:
@@ -133,6 +160,8 @@ class BodyLimit:
     workers=WORKERS,
     traffic={"timeout": 30, "max_concurrency": 512},
     labels=LABELS,
+    logging={"access": {"enabled": ACCESS_LOG}},
+    metrics={"enabled": METRICS},
 )
 class HARService:
     """Wearable activity recognition (int8 ONNX Runtime, standardisation inside the graph)."""
@@ -144,7 +173,7 @@ class HARService:
         self.batch_sizes: dict[int, int] = {}  # batch size -> count (the benchmark reads it)
 
     @bentoml.api(batchable=True, batch_dim=(0, 0), max_batch_size=MAX_BATCH_SIZE, max_latency_ms=MAX_LATENCY_MS)
-    async def classify(self, windows: Windows) -> list[dict[str, Any]]:
+    async def classify(self, windows: Windows) -> JSONList:
         """Classify raw windows; returns one ``{label, probabilities, model_version}`` per window.
 
         Async on purpose: a batch takes ~1 ms of ONNX Runtime, less than the thread-pool hop a
@@ -165,7 +194,7 @@ class HARService:
         channel_names: list[str] | None = None,
         smoothing: int = 1,
         t0: float = 0.0,
-    ) -> dict[str, Any]:
+    ) -> JSONDict:
         """Classify a chunk of raw samples ``(samples, channels)``: per-window labels, timestamps, segments."""
         try:
             return self.clf.classify_stream(samples, sampling_rate_hz, channel_names, smoothing, t0)
@@ -175,7 +204,7 @@ class HARService:
     @bentoml.api
     def metadata(self) -> dict[str, Any]:
         """Model version, lineage ids, channels, labels, window, limits."""
-        return {**self.clf.metadata(), "bento_model": str(STORED.tag)}
+        return {**self.clf.metadata(), "bento_model": str(STORED.tag), "model_file": self.clf.model_path.name}
 
     @bentoml.api
     def batch_stats(self) -> dict[str, Any]:

@@ -7,6 +7,7 @@ class gets a 4xx naming the problem, and a hypothesis fuzzer never gets a 5xx.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -20,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from har_runtime.runtime import Classifier
+from har_runtime.runtime import Classifier, encode_b64
 from tests.bentoml_server import start_server, stop_server
 from tests.conftest import QUIET_ENV, REPO_ROOT
 
@@ -52,6 +53,10 @@ def test_classify_agrees_with_in_process_model(server, small_bundle, small_split
     assert np.allclose(probs.sum(1), 1, atol=1e-4)
     named = {"channel_names": clf.channel_names[::-1], "values": x[:, ::-1].tolist()}
     assert [w["label"] for w in client.post("/classify", json={"windows": named}).json()] == got
+    # the compact base64 form gives the same answer, with and without channel names
+    assert client.post("/classify", json={"windows": encode_b64(x)}).json() == r.json()
+    named_b64 = {**encode_b64(x[:, ::-1]), "channel_names": clf.channel_names[::-1]}
+    assert [w["label"] for w in client.post("/classify", json={"windows": named_b64}).json()] == got
 
 
 def test_stream_and_metadata(server, small_split):
@@ -65,10 +70,17 @@ def test_stream_and_metadata(server, small_split):
     r = client.post("/classify_stream", json={"samples": samples.tolist(), "sampling_rate_hz": 25, "smoothing": 3})
     assert r.status_code == 200, r.text
     body = r.json()
+    compact = {"samples": encode_b64(samples), "sampling_rate_hz": 25, "smoothing": 3}
+    assert client.post("/classify_stream", json=compact).json() == body
     assert len(body["windows"]) == 6 and body["windows"][0]["end_s"] == 3.0
     assert sum(s["windows"] for s in body["segments"]) == 6
 
 
+def _b64(x, **over):
+    return {**encode_b64(np.asarray(x, np.float32)), **over}
+
+
+ONE = np.zeros((1, 45, 75), np.float32)
 BAD = [
     ("/classify", {"windows": np.zeros((2, 44, 75)).tolist()}, "44 channels"),
     ("/classify", {"windows": np.zeros((2, 45, 70)).tolist()}, "70 samples"),
@@ -81,6 +93,24 @@ BAD = [
     ("/classify", {"windows": {"channel_names": ["x"] * 45, "values": np.zeros((1, 45, 75)).tolist()}}, "duplicates"),
     ("/classify", {"windows": {"channel_names": [f"c{i}" for i in range(45)], "values": [[[0.0]]]}}, "missing"),
     ("/classify", {}, "Field required"),
+    ("/classify", {"windows": _b64(ONE, shape=[1, 45, 74])}, "needs 13320 bytes"),
+    ("/classify", {"windows": _b64(ONE, dtype="int16")}, "dtype must be one of"),
+    ("/classify", {"windows": _b64(ONE, dtype="float64")}, "needs 27000 bytes"),
+    ("/classify", {"windows": _b64(ONE, shape=[45, 75])}, "list of 3 non-negative integers"),
+    ("/classify", {"windows": _b64(ONE, shape=[1, 45, -75])}, "list of 3 non-negative integers"),
+    ("/classify", {"windows": _b64(ONE, b64="not base64!")}, "not valid base64"),
+    ("/classify", {"windows": _b64(ONE, b64=12)}, "base64 string"),
+    ("/classify", {"windows": {"b64": encode_b64(ONE)["b64"]}}, "missing ['dtype', 'shape']"),
+    ("/classify", {"windows": _b64(ONE, values=[])}, "unknown ['values']"),
+    ("/classify", {"windows": {"shape": [1, 45, 75]}}, "'values' (nested lists) or 'b64'"),
+    ("/classify", {"windows": _b64(np.zeros((1, 44, 75)))}, "44 channels"),
+    ("/classify", {"windows": _b64(np.zeros((0, 45, 75)))}, "empty"),
+    ("/classify", {"windows": _b64(np.full((1, 45, 75), np.inf))}, "non-finite"),
+    ("/classify", {"windows": _b64(np.zeros((257, 45, 75)))}, "over the limit"),
+    ("/classify", {"windows": _b64(ONE, channel_names=["x"] * 45)}, "duplicates"),
+    ("/classify_stream", {"samples": _b64(np.zeros((100, 3))), "sampling_rate_hz": 25}, "45 channels"),
+    ("/classify_stream", {"samples": _b64(np.full((100, 45), np.nan)), "sampling_rate_hz": 25}, "non-finite"),
+    ("/classify_stream", {"samples": _b64(ONE), "sampling_rate_hz": 25}, "list of 2 non-negative integers"),
     ("/classify_stream", {"samples": np.zeros((100, 45)).tolist(), "sampling_rate_hz": 50}, "25 Hz"),
     ("/classify_stream", {"samples": np.zeros((10, 45)).tolist(), "sampling_rate_hz": 25}, "shorter than one window"),
     ("/classify_stream", {"samples": np.zeros((100, 3)).tolist(), "sampling_rate_hz": 25}, "45 channels"),
@@ -92,7 +122,7 @@ BAD = [
 ]
 
 
-@pytest.mark.parametrize("path, body, needle", BAD, ids=[b[2] for b in BAD])
+@pytest.mark.parametrize("path, body, needle", BAD, ids=[f"{b[0][1:]}-{b[2]}" for b in BAD])
 def test_bad_input_is_a_4xx_naming_the_problem(server, path, body, needle):
     client, _ = server
     r = client.post(path, json=body)
@@ -115,12 +145,36 @@ json_values = st.recursive(
 )
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+# the base64 form: bytes that may or may not match a (possibly wrong) shape and dtype, any float bit pattern
+dims = st.integers(-1, 80) | st.sampled_from([45, 75])
+b64_values = st.fixed_dictionaries(
+    {
+        "b64": st.binary(max_size=4 * 45 * 80).map(lambda b: base64.b64encode(b).decode()) | st.text(max_size=12),
+        "shape": st.lists(dims, max_size=4) | json_values,
+        "dtype": st.sampled_from(["float32", "float64", "int8", "<f4"]) | json_values,
+    },
+    optional={"channel_names": st.lists(st.text(max_size=6), max_size=3), "values": json_values},
+)
+
+
+@st.composite
+def matching_b64(draw):
+    """Byte length consistent with the shape: random float32 bit patterns (NaN, Inf, subnormals, huge)."""
+    shape = [draw(st.integers(0, 3)), draw(st.sampled_from([44, 45])), draw(st.sampled_from([70, 75]))]
+    n = 4 * shape[0] * shape[1] * shape[2]
+    raw = draw(st.binary(min_size=n, max_size=n))
+    return {"b64": base64.b64encode(raw).decode(), "shape": shape, "dtype": "float32"}
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck), database=None)
 @given(
     path=st.sampled_from(["/classify", "/classify_stream", "/metadata"]),
     body=st.dictionaries(
         st.sampled_from(["windows", "samples", "sampling_rate_hz", "channel_names", "smoothing", "t0", "x"]),
-        json_values | st.lists(st.lists(st.floats(width=32), min_size=1, max_size=50), max_size=80),
+        json_values
+        | st.lists(st.lists(st.floats(width=32), min_size=1, max_size=50), max_size=80)
+        | b64_values
+        | matching_b64(),
         max_size=4,
     ),
 )

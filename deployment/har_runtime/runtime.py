@@ -8,6 +8,7 @@ Every bad input raises :class:`InputError` with a message that names the problem
 
 from __future__ import annotations
 
+import binascii
 import json
 import math
 from collections.abc import Sequence
@@ -54,9 +55,54 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def _as_float_array(values: Any, what: str) -> np.ndarray:
-    """Nested lists / arrays of real numbers -> float32 array (booleans, strings, ragged: error)."""
-    if isinstance(values, np.ndarray):
+# The compact encoding: ``{"b64": base64 of the C-order little-endian bytes, "shape": [...], "dtype": ...}``.
+# ~1.6x smaller than float32 JSON text and decoded with no per-number work (benchmarks/serving.py).
+ENCODED_KEYS = frozenset({"b64", "shape", "dtype"})
+ENCODED_DTYPES = {"float32": np.dtype("<f4"), "float64": np.dtype("<f8")}
+
+
+def encode_b64(x: np.ndarray) -> dict[str, Any]:
+    """A float32 array -> the compact form a client sends (the inverse of :func:`decode_b64`)."""
+    import base64
+
+    a = np.ascontiguousarray(x, dtype="<f4")
+    return {"b64": base64.b64encode(a.tobytes()).decode("ascii"), "shape": list(a.shape), "dtype": "float32"}
+
+
+def decode_b64(obj: dict[str, Any], what: str, ndim: int) -> np.ndarray:
+    """``{"b64", "shape", "dtype"}`` -> array, checking that the three agree (InputError naming the problem)."""
+    missing, unknown = sorted(ENCODED_KEYS - set(obj)), sorted(set(obj) - ENCODED_KEYS)
+    if missing or unknown:
+        raise InputError(
+            f"{what}: the base64 form takes exactly 'b64', 'shape' and 'dtype'; missing {missing}, unknown {unknown}"
+        )
+    data, shape, dtype = obj["b64"], obj["shape"], obj["dtype"]
+    if not isinstance(data, str):
+        raise InputError(f"{what}.b64 must be a base64 string, got {type(data).__name__}")
+    if dtype not in ENCODED_DTYPES:
+        raise InputError(f"{what}.dtype must be one of {sorted(ENCODED_DTYPES)} (little-endian), got {dtype!r}")
+    if (
+        not isinstance(shape, list)
+        or len(shape) != ndim
+        or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape)
+    ):
+        raise InputError(f"{what}.shape must be a list of {ndim} non-negative integers, got {shape!r}")
+    try:
+        raw = binascii.a2b_base64(data, strict_mode=True)
+    except (binascii.Error, ValueError) as e:
+        raise InputError(f"{what}.b64 is not valid base64 ({e})") from None
+    item = ENCODED_DTYPES[dtype]
+    expected = math.prod(shape) * item.itemsize
+    if len(raw) != expected:
+        raise InputError(f"{what}.b64 holds {len(raw)} bytes, but shape {shape} of {dtype} needs {expected} bytes")
+    return np.frombuffer(raw, dtype=item).reshape(shape)
+
+
+def _as_float_array(values: Any, what: str, ndim: int) -> np.ndarray:
+    """Nested lists / arrays of real numbers, or the base64 form -> float32 array (booleans, strings, ragged: error)."""
+    if isinstance(values, dict):
+        arr = decode_b64(values, what, ndim)
+    elif isinstance(values, np.ndarray):
         arr = values
     else:
         try:
@@ -166,7 +212,7 @@ class Classifier:
     def prepare_windows(self, windows: Any, channel_names: Sequence[str] | None = None) -> np.ndarray:
         """Check a batch of raw windows and return it as float32 ``(batch, channels, time)``."""
         order = self.channel_order(channel_names)
-        x = _as_float_array(windows, "windows")
+        x = _as_float_array(windows, "windows", 3)
         c, t = len(self.channel_names), self.window_len
         if x.size == 0 and x.ndim < 3:
             raise InputError("windows is an empty batch; send at least one window")
@@ -235,7 +281,7 @@ class Classifier:
         if not isinstance(smoothing, int) or not 1 <= smoothing <= self.limits.max_smoothing:
             raise InputError(f"smoothing must be an integer in [1, {self.limits.max_smoothing}], got {smoothing!r}")
         order = self.channel_order(channel_names)
-        x = _as_float_array(samples, "samples")
+        x = _as_float_array(samples, "samples", 2)
         c = len(self.channel_names)
         if x.ndim != 2 or x.shape[1] != c:
             raise InputError(f"samples must have shape (samples, {c} channels), got {x.shape}")
