@@ -17,9 +17,9 @@ import os
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from components.cli_common import console, fail, run_pipeline
 from components.config import artifacts_dir, data_dir
 from components.data.sources import REPO_ROOT
 
@@ -30,12 +30,6 @@ app = typer.Typer(
 )
 data_app = typer.Typer(help="Import, validate, version and prepare datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
-console = Console()
-
-
-def _fail(message: str, code: int = 1) -> None:
-    console.print(f"[bold red]error:[/] {message}")
-    raise typer.Exit(code)
 
 
 def _csv(value: str | None) -> list[str] | None:
@@ -66,7 +60,7 @@ def data_import(
     try:
         summary = import_dataset(name, data_dir(), source, _csv(subjects), _csv(labels), jobs=jobs)
     except (ChecksumError, SourceNotFoundError, ValueError) as e:
-        _fail(str(e))
+        fail(str(e))
     for line in summary.lines():
         console.print(line)
     if version:
@@ -92,14 +86,14 @@ def data_validate(
 
     names = [dataset] if dataset else sorted(p.parent.name for p in data_dir().glob("*/manifest.yaml"))
     if not names:
-        _fail(f"no datasets under {data_dir()}; run `har data import dsads` first")
+        fail(f"no datasets under {data_dir()}; run `har data import dsads` first")
     cfg = ValidationConfig(max_quarantine_share=max_quarantine_share, jobs=jobs)
     failed_any = False
     for name in names:
         try:
             report = validate_dataset(data_dir() / name, cfg, quarantine=quarantine)
         except (ValidationFailed, FileNotFoundError, ValueError) as e:
-            _fail(str(e))
+            fail(str(e))
         out = artifacts_dir() / "validation" / name
         atomic_write_text(out / "report.json", json.dumps(report.to_dict(), indent=2, sort_keys=True))
         atomic_write_text(out / "report.md", markdown_report(name, [r for r in report.reports if not r.ok]))
@@ -127,7 +121,7 @@ def _record_version(push: bool = False) -> None:
     try:
         after = version_data(push=push)
     except VersioningError as e:
-        _fail(str(e))
+        fail(str(e))
     if before == after:
         console.print(f"data version unchanged: {after}")
     else:
@@ -172,12 +166,7 @@ def data_pipeline_cmd(
     """Run the ZenML data_pipeline (import, validate, version, window, split) and summarise it."""
     from pipelines.data_pipeline import data_pipeline
 
-    if not config.exists():
-        _fail(f"config {config} not found")
-    options = {"config_path": str(config)}
-    if no_cache:
-        options["enable_cache"] = False
-    run = data_pipeline.with_options(**options)()
+    run = run_pipeline(data_pipeline, config, no_cache)
     print_data_run_summary(run)
 
 
@@ -232,12 +221,7 @@ def train_cmd(
     """Run train_pipeline: data -> model -> evaluation -> export -> gated promotion -> BentoML model."""
     from pipelines.train_pipeline import train_pipeline
 
-    if not config.exists():
-        _fail(f"config {config} not found")
-    options: dict = {"config_path": str(config)}
-    if no_cache:
-        options["enable_cache"] = False
-    run = train_pipeline.with_options(**options)()
+    run = run_pipeline(train_pipeline, config, no_cache)
     print_train_run_summary(run)
 
 
@@ -302,7 +286,7 @@ def lineage_cmd(
     try:
         links = chain(registered_model, ref)
     except LineageError as e:
-        _fail(str(e))
+        fail(str(e))
     console.print(f"[bold]lineage of {registered_model} {ref or 'champion'}[/] (raw bytes -> deployment)")
     for i, link in enumerate(links, 1):
         console.print(f"{i}. [bold]{link.stage}[/]: {link.detail}", soft_wrap=True)

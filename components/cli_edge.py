@@ -11,18 +11,16 @@ import json
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from components.cli_common import console, fail
 from components.config import artifacts_dir, data_dir
 
 edge_app = typer.Typer(help="Edge bundles and the wearable deployment simulation.", no_args_is_help=True)
-console = Console()
 
 
 def _fail(message: str) -> None:
-    console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
-    raise typer.Exit(1)
+    fail(message, soft_wrap=True)  # bundle paths and hashes stay on one line
 
 
 @edge_app.command("verify")

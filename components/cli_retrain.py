@@ -19,12 +19,11 @@ import time
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
+from components.cli_common import console, fail, run_pipeline
 from components.config import artifacts_dir, data_dir
 from components.data.sources import REPO_ROOT
 
-console = Console()
 schedule_app = typer.Typer(
     help="Run `har retrain` on a schedule (user crontab or systemd timer).", no_args_is_help=True
 )
@@ -32,13 +31,8 @@ schedule_app = typer.Typer(
 EXIT_BUSY = 75  # EX_TEMPFAIL: another ingest/retrain holds the lock; try later
 
 
-def _fail(message: str, code: int = 1) -> None:
-    console.print(f"[bold red]error:[/] {message}")
-    raise typer.Exit(code)
-
-
 def _busy(e: Exception) -> None:
-    _fail(str(e), EXIT_BUSY)
+    fail(str(e), EXIT_BUSY)
 
 
 # -- har data ingest --------------------------------------------------------------------
@@ -75,14 +69,14 @@ def ingest_cmd(
             try:
                 report = ingest(paths, data_dir(), dataset, resample, ValidationConfig())
             except IngestError as e:
-                _fail(str(e))
+                fail(str(e))
             after = before
             if report.changed and version:
                 pushing = push if push is not None else default_remote() is not None
                 try:
                     after = version_data(push=pushing)
                 except VersioningError as e:
-                    _fail(f"recordings were added but versioning failed: {e}")
+                    fail(f"recordings were added but versioning failed: {e}")
                 if pushing:
                     console.print(f"pushed to the DVC remote {default_remote()!r}")
     except LockBusy as e:
@@ -142,7 +136,7 @@ def retrain_cmd(
     from components.retraining.retrain import plan_retrain
 
     if not config.exists():
-        _fail(f"config {config} not found")
+        fail(f"config {config} not found")
     console.print(f"har retrain {time.strftime('%Y-%m-%d %H:%M:%S')} · config {config}")
     _STOPPED.clear()
     previous = {sig: signal.signal(sig, _terminate) for sig in (signal.SIGTERM, signal.SIGINT)}
@@ -179,7 +173,7 @@ def retrain_cmd(
 
 
 def _interrupted() -> None:
-    _fail("retrain interrupted: data, champion and served model are unchanged; the next run starts afresh", 130)
+    fail("retrain interrupted: data, champion and served model are unchanged; the next run starts afresh", 130)
 
 
 def _print_changes(plan) -> None:
@@ -192,7 +186,7 @@ def _run_pipeline(config: Path):
     from pipelines.train_pipeline import train_pipeline
 
     console.print("running train_pipeline ...")
-    return train_pipeline.with_options(config_path=str(config))()
+    return run_pipeline(train_pipeline, config)
 
 
 # -- har schedule -----------------------------------------------------------------------
@@ -213,7 +207,7 @@ def schedule_install(
 
     j = job(config, log=log)
     if not j.har.exists():
-        _fail(f"{j.har} not found: run `make setup` first")
+        fail(f"{j.har} not found: run `make setup` first")
     try:
         if systemd:
             units = systemd_units(cron, j, on_calendar)
@@ -221,7 +215,7 @@ def schedule_install(
             entry = cron_entry(cron, j)
             replaced = Crontab(crontab_file).install(entry, j.repo)
     except ScheduleError as e:
-        _fail(str(e))
+        fail(str(e))
     j.log.parent.mkdir(parents=True, exist_ok=True)
     if systemd:
         console.print("# save these as ~/.config/systemd/user/<name>, then:")
@@ -245,7 +239,7 @@ def schedule_show(crontab_file: Path | None = _CRONTAB_OPT, log: Path | None = t
     try:
         entry = Crontab(crontab_file).entry(j.repo)
     except ScheduleError as e:
-        _fail(str(e))
+        fail(str(e))
     if entry is None:
         console.print(f"no retrain schedule for {j.repo} (install one: har schedule install --cron '0 3 * * *')")
         return
@@ -268,7 +262,7 @@ def schedule_remove(crontab_file: Path | None = _CRONTAB_OPT) -> None:
     try:
         removed = Crontab(crontab_file).remove(REPO_ROOT)
     except ScheduleError as e:
-        _fail(str(e))
+        fail(str(e))
     console.print("removed the retrain schedule" if removed else f"no retrain schedule for {REPO_ROOT}")
 
 
