@@ -89,15 +89,11 @@ class TrainResult:
 # ---------------------------------------------------------------------------------
 def seed_everything(seed: int) -> None:
     with _CAPTURE_LOCK:  # never reseed the CUDA generator while another thread captures a graph
-        _seed_all(seed)
-
-
-def _seed_all(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    if torch.cuda.is_available():
-        torch.cuda.manual_seed_all(seed)
+        random.seed(seed)
+        np.random.seed(seed)
+        torch.manual_seed(seed)
+        if torch.cuda.is_available():
+            torch.cuda.manual_seed_all(seed)
 
 
 def _resolve_device(device: str) -> torch.device:
@@ -194,7 +190,9 @@ class _StepRunner:
         self.model, self.opt, self.cfg = model, opt, cfg
         self.x, self.y, self.class_w = x, y, class_w
         self.multi = hasattr(model, "forward_train")
-        self.n_mod = len(model.encoder_parameters()) if hasattr(model, "encoder_parameters") else 0
+        # modality -> its encoder parameter views, built once (they read .grad when used)
+        self.encoder_params = model.encoder_parameters() if hasattr(model, "encoder_parameters") else {}
+        self.n_mod = len(self.encoder_params)
         self.use_graph = use_graph
         self.graphs: dict[bool, tuple[Any, torch.Tensor, tuple[torch.Tensor, ...]]] = {}
         self.eager_steps = 0
@@ -220,7 +218,7 @@ class _StepRunner:
         loss.backward()
         if modulate:
             res = ogm_ge(
-                model.encoder_parameters(),
+                self.encoder_params,
                 out.aux_logits,
                 yb,
                 alpha=cfg.alpha,
@@ -319,7 +317,7 @@ def _train(model: nn.Module, train: WindowSet, val: WindowSet, cfg: TrainConfig,
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(cfg.epochs, 1))
     multi = hasattr(model, "forward_train")
     runner = _StepRunner(model, opt, cfg, x, y, class_w, use_graph)
-    names = list(model.encoder_parameters()) if hasattr(model, "encoder_parameters") else []
+    names = list(runner.encoder_params)
 
     history: list[dict[str, Any]] = []
     best_f1, best_epoch, best_state, stale = -1.0, -1, None, 0
