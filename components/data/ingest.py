@@ -38,8 +38,8 @@ from components.data.recordings import (
     list_recordings,
     read_index,
     read_table,
-    recording_to_bytes,
     write_index,
+    write_recording,
 )
 from components.data.validation import (
     QUARANTINE_DIR,
@@ -49,7 +49,7 @@ from components.data.validation import (
     content_hash,
     markdown_report,
 )
-from components.io_utils import atomic_write_bytes, atomic_write_text
+from components.io_utils import atomic_write_text
 
 SUFFIXES = (".parquet", ".csv")
 SIDECAR_SUFFIXES = (".yaml", ".yml", ".json")
@@ -429,8 +429,6 @@ def ingest_dataset(
     data_dir: Path, dataset: str, incoming: list[Incoming], cfg: ValidationConfig
 ) -> tuple[list[FileOutcome], DatasetStats, DatasetStats]:
     """Validate, de-duplicate and add ``incoming`` recordings of one dataset."""
-    from hashlib import sha256
-
     dataset_dir = Path(data_dir) / dataset
     manifest = Manifest.load(dataset_dir)
     before, hashes = scan_dataset(dataset_dir, manifest)
@@ -445,14 +443,13 @@ def ingest_dataset(
             rid = inc.meta.recording_id
             out = FileOutcome(str(inc.source), "added", dataset=dataset, recording_id=rid, notes=inc.notes)
             outcomes.append(out)
-            data = recording_to_bytes(manifest, inc.t, inc.values, inc.labels, inc.meta)
-            staged = atomic_write_bytes(stage / RECORDINGS_DIR / f"{rid}.parquet", data)
+            staged, file_sha256 = write_recording(stage, manifest, inc.t, inc.values, inc.labels, inc.meta)
             digest = content_hash(staged)
             if digest in hashes:
                 out.status, out.message = "duplicate", f"same content as recording {hashes[digest]!r}; skipped"
                 staged.unlink()
                 continue
-            if rid in existing_ids or any(a[1].meta.recording_id == rid for a in accepted):
+            if rid in existing_ids:  # already in the dataset, or accepted earlier in this call
                 out.status = "rejected"
                 out.message = f"recording_id {rid!r} already exists with different content; give it a new id"
                 staged.unlink()
@@ -463,7 +460,8 @@ def ingest_dataset(
                 out.status, out.message = "quarantined", "; ".join(report.messages()) + f" (report in {qdir})"
                 continue
             hashes[digest] = rid
-            accepted.append((staged, inc, sha256(data).hexdigest()))
+            existing_ids.add(rid)
+            accepted.append((staged, inc, file_sha256))
             after.add(inc.meta.subject, label_samples(inc.labels), manifest.sampling_rate_hz)
         if accepted:
             _commit(dataset_dir, accepted)
