@@ -1,9 +1,10 @@
-"""Small file helpers shared by every component: atomic writes and hashing."""
+"""Small file helpers shared by every component: atomic writes, folder swaps and hashing."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -37,6 +38,21 @@ def atomic_write_bytes(path: Path, data: bytes) -> Path:
 def atomic_write_text(path: Path, text: str) -> Path:
     """Atomically write UTF-8 text (see :func:`atomic_write_bytes`)."""
     return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def swap_in(tmp_dir: Path, final_dir: Path) -> None:
+    """Replace ``final_dir`` by ``tmp_dir`` with renames only (old version kept until the end)."""
+    old = final_dir.with_name(f".old-{final_dir.name}-{os.getpid()}")
+    if final_dir.exists():
+        os.replace(final_dir, old)
+    try:
+        os.replace(tmp_dir, final_dir)
+    except BaseException:
+        if old.exists():
+            os.replace(old, final_dir)
+        raise
+    if old.exists():
+        shutil.rmtree(old)
 
 
 def sha256_file(path: Path) -> str:

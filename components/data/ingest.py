@@ -27,7 +27,6 @@ import pyarrow.parquet as pq
 import yaml
 from tqdm.auto import tqdm
 
-from components.data.importers.base import swap_in
 from components.data.manifest import MANIFEST_FILE, Manifest, ManifestError
 from components.data.recordings import (
     META_KEY,
@@ -49,7 +48,7 @@ from components.data.validation import (
     content_hash,
     markdown_report,
 )
-from components.io_utils import atomic_write_text
+from components.io_utils import atomic_write_text, swap_in
 
 SUFFIXES = (".parquet", ".csv")
 SIDECAR_SUFFIXES = (".yaml", ".yml", ".json")

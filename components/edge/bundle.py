@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import shutil
 import tarfile
 import tempfile
@@ -21,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from components.io_utils import atomic_write_bytes, sha256_file
+from components.io_utils import atomic_write_bytes, sha256_file, swap_in
 from har_runtime.runtime import FP32_FILE, INT8_FILE, MANIFEST_FILE, PREPROCESSING_FILE, session
 
 FORMAT = "cmd-har-edge-bundle/1"
@@ -81,9 +80,7 @@ def build_bundle(
         }
         (stage / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str))
         folder = out_dir / name
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(stage, folder)
+        swap_in(stage, folder)  # the previous bundle stays until the new one is in place
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     atomic_write_bytes(out_dir / f"{name}.tar.gz", _tar_bytes(folder))

@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 from components.data.manifest import Manifest
 from components.data.recordings import RecordingMeta, index_row, write_index, write_recording
 from components.data.sources import get_source, resolve_raw_dir, verify_raw_dir
+from components.io_utils import swap_in
 
 # A converted recording: metadata, t (n,), values (n, C), labels (n,)
 Converted = tuple[RecordingMeta, np.ndarray, np.ndarray, list]
@@ -51,21 +52,6 @@ def write_converted(out_dir: Path, manifest: Manifest, converted: Iterator[Conve
         _, digest = write_recording(out_dir, manifest, t, values, labels, meta)
         rows.append(index_row(out_dir, meta, t, labels, digest))
     return rows
-
-
-def swap_in(tmp_dir: Path, final_dir: Path) -> None:
-    """Replace ``final_dir`` by ``tmp_dir`` with renames only (old version kept until the end)."""
-    old = final_dir.with_name(f".old-{final_dir.name}-{os.getpid()}")
-    if final_dir.exists():
-        os.replace(final_dir, old)
-    try:
-        os.replace(tmp_dir, final_dir)
-    except BaseException:
-        if old.exists():
-            os.replace(old, final_dir)
-        raise
-    if old.exists():
-        shutil.rmtree(old)
 
 
 def run_import(
