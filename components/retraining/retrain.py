@@ -77,7 +77,7 @@ def plan_retrain(config_path: Path, force: bool = False) -> RetrainPlan:
     model = registered_model_name(load_run_config(config_path))
     current = data_version()
     plan = RetrainPlan(False, "", model, current, champion_ref(model), latest_ref(model))
-    dirty = _dirty()
+    dirty = _dirty(current)
     if dirty and force:
         plan.notes.append(dirty)
     base = plan.champion or plan.latest
@@ -102,9 +102,10 @@ def plan_retrain(config_path: Path, force: bool = False) -> RetrainPlan:
     return plan
 
 
-def _dirty() -> str:
-    """Why ``data/`` does not match ``data.dvc`` ('' when it does or there is no data.dvc)."""
-    if data_version() is None:
+def _dirty(current: str | None) -> str:
+    """Why ``data/`` does not match ``data.dvc`` at version ``current`` ('' when it does or
+    there is no data.dvc)."""
+    if current is None:
         return ""
     try:
         if is_up_to_date():
