@@ -227,3 +227,20 @@ def test_no_mlops_imports():
         "{'zenml','mlflow','dvc','great_expectations','bentoml'}]; assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, check=True)
+
+
+def test_aggregate_keeps_cut_short_trainings_out_of_the_means():
+    def rec(fold, f1, **extra):
+        metrics = {"macro_f1": f1, "accuracy": f1, "balanced_accuracy": f1, "gmean": f1}
+        return {"fold": fold, "seed": 0, "metrics": metrics, "train_seconds": 1.0, "epochs_run": 3, **extra}
+
+    records = [
+        rec("loso-1", 0.8),
+        rec("loso-2", 0.2, truncated="stopped by the time budget after 3 epochs"),
+        {"fold": "loso-3", "seed": 0, "skipped": "time budget spent before the task started"},
+    ]
+    out = harness.aggregate("cnn", records, None)
+    assert (out["n_runs"], out["n_truncated"], out["n_skipped"], out["n_failed"]) == (1, 1, 1, 0)
+    assert out["macro_f1_mean"] == 0.8 and [r["fold"] for r in out["per_fold"]] == ["loso-1"]
+    (cut,) = out["per_fold_cut_short"]
+    assert cut["fold"] == "loso-2" and cut["metrics"]["macro_f1"] == 0.2 and "time budget" in cut["truncated"]

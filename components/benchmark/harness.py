@@ -390,8 +390,9 @@ def aggregate(name: str, records: list[dict[str, Any]], efficiency: dict[str, An
         if key in eff:
             out[key] = eff[key]
     # trainings cut by the time budget: kept for inspection, never in the means
+    cut = [r for r in done if "truncated" in r]
     out["per_fold_cut_short"] = sorted(
-        [{k: r.get(k) for k in ("fold", "seed", "metrics", "epochs_run", "truncated")} for r in done if r not in ok],
+        [{k: r.get(k) for k in ("fold", "seed", "metrics", "epochs_run", "truncated")} for r in cut],
         key=lambda r: (r["fold"], r["seed"]),
     )
     out["per_fold"] = sorted(
