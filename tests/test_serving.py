@@ -95,6 +95,7 @@ BAD = [
     ("/classify", {}, "Field required"),
     ("/classify", {"windows": _b64(ONE, shape=[1, 45, 74])}, "needs 13320 bytes"),
     ("/classify", {"windows": _b64(ONE, dtype="int16")}, "dtype must be one of"),
+    ("/classify", {"windows": _b64(ONE, dtype=["float32"])}, "dtype must be one of"),  # found by the fuzzer
     ("/classify", {"windows": _b64(ONE, dtype="float64")}, "needs 27000 bytes"),
     ("/classify", {"windows": _b64(ONE, shape=[45, 75])}, "list of 3 non-negative integers"),
     ("/classify", {"windows": _b64(ONE, shape=[1, 45, -75])}, "list of 3 non-negative integers"),

@@ -79,7 +79,7 @@ def decode_b64(obj: dict[str, Any], what: str, ndim: int) -> np.ndarray:
     data, shape, dtype = obj["b64"], obj["shape"], obj["dtype"]
     if not isinstance(data, str):
         raise InputError(f"{what}.b64 must be a base64 string, got {type(data).__name__}")
-    if dtype not in ENCODED_DTYPES:
+    if not isinstance(dtype, str) or dtype not in ENCODED_DTYPES:  # a list or dict would not even hash
         raise InputError(f"{what}.dtype must be one of {sorted(ENCODED_DTYPES)} (little-endian), got {dtype!r}")
     if (
         not isinstance(shape, list)
