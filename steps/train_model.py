@@ -46,7 +46,7 @@ def train_model_step(
     train, val, _ = split.standardized()
     torch.manual_seed(cfg.seed)  # weight init happens before train_model seeds the loop
     net = build_model(model["name"], InputSpec.from_windows(train), **model.get("hparams", {}))
-    result = train_model(net, train, val, cfg)
+    result = train_model(net, train, val, cfg, split.standardizer)  # augmentation un-standardises
     summary = {
         "best_epoch": result.best_epoch,
         "best_val_macro_f1": result.best_val_f1,

@@ -15,6 +15,7 @@ from components.models.cmdhar import CMDHAR
 from components.models.registry import build_model
 from components.models.spec import InputSpec
 from components.training import TrainConfig, evaluate, ogm_ge, predict, train_model
+from components.training.augment import SensorAugment
 from components.training.modulation import modality_scores, modulation_coefficients, modulation_ratios
 from components.training.trainer import _class_weights
 
@@ -243,7 +244,7 @@ class _HostSyncDetector(torch.utils._python_dispatch.TorchDispatchMode):
 
 @pytest.mark.parametrize("name", ["cmdhar", "tinyhar", "cnn", "deepconvlstm"])
 def test_training_step_never_reads_back_to_the_host(basicmotions_windows, name):
-    """What CUDA-graph capture needs: the step (forward, losses, backward, OGM-GE,
+    """What CUDA-graph capture needs: the step (augmentation, forward, losses, backward, OGM-GE,
     clipping) runs without one host read. The optimizer is AdamW(capturable=True) on
     CUDA, PyTorch's own capturable path, so it is left out here (CPU AdamW reads its step)."""
     from components.training.trainer import _StepRunner
@@ -262,7 +263,10 @@ def test_training_step_never_reads_back_to_the_host(basicmotions_windows, name):
             pass
 
     cfg = TrainConfig(modality_dropout=0.2, progress=False)
-    runner = _StepRunner(model, _NoStep(), cfg, x, y, torch.ones(spec.n_classes), use_graph=False)
+    n_ch = len(basicmotions_windows.channel_names)
+    augment = SensorAugment(basicmotions_windows.channel_names, [0.0] * n_ch, [1.0] * n_ch, 30.0, 0.1)
+    assert augment.active  # wrist acc + gyro triads
+    runner = _StepRunner(model, _NoStep(), cfg, x, y, torch.ones(spec.n_classes), use_graph=False, augment=augment)
     runner.sync_free = True
     with _HostSyncDetector():
         terms, scores, coeffs = runner._step(torch.arange(8), modulate=hasattr(model, "forward_train"))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import typer
 
-from components.benchmark.harness import BASELINES, BenchmarkSettings, run_benchmark
+from components.benchmark.harness import BASELINES, PROTOCOL_TRAINER, BenchmarkSettings, run_benchmark
 
 
 def _csv(value: str | None) -> list[str] | None:
@@ -43,6 +43,16 @@ def benchmark(
     out: Path | None = typer.Option(None, "--out", help="results folder (default: benchmarks/results)"),
     modality_dropout: float = typer.Option(
         0.1, "--modality-dropout", help="CMD-HAR fusion modality dropout (protocol: 0.1, as configs/train.yaml)"
+    ),
+    augment_rotation: float = typer.Option(
+        PROTOCOL_TRAINER["augment_rotation_deg"],
+        "--augment-rotation",
+        help="training augmentation: random sensor-unit rotation up to this many degrees (every model)",
+    ),
+    augment_gain: float = typer.Option(
+        PROTOCOL_TRAINER["augment_gain_std"],
+        "--augment-gain",
+        help="training augmentation: std of the random gain of each x/y/z triad (every model)",
     ),
     latency_runs: int = typer.Option(200, "--latency-runs", help="timed batch-1 calls per latency p50"),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="show a progress bar over tasks"),
@@ -78,6 +88,8 @@ def benchmark(
         data_dir: data folder.
         out: results folder.
         modality_dropout: per-sample fusion modality dropout for CMD-HAR models.
+        augment_rotation: largest random rotation of each sensor unit during training.
+        augment_gain: std of the random gain of each sensor triad during training.
         latency_runs: number of timed calls for the latency percentiles.
         progress: show a progress bar.
         executor: how tasks run in parallel (see ``jobs``).
@@ -107,6 +119,8 @@ def benchmark(
         data_dir=data_dir,
         out=out,
         modality_dropout=modality_dropout,
+        augment_rotation_deg=augment_rotation,
+        augment_gain_std=augment_gain,
         latency_runs=latency_runs,
         executor=executor,
         time_budget_s=time_budget,

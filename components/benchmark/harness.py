@@ -56,7 +56,16 @@ WINDOW_LENGTH_S = 3.0
 WINDOW_OVERLAP = 0.5
 FULL_EPOCHS = 100
 FULL_PATIENCE = 10
-PROTOCOL_TRAINER = {"batch_size": 64, "lr": 1e-3, "weight_decay": 1e-4, "val_share": 0.2, "modality_dropout": 0.1}
+PROTOCOL_TRAINER = {
+    "batch_size": 64,
+    "lr": 1e-3,
+    "weight_decay": 1e-4,
+    "val_share": 0.2,
+    "modality_dropout": 0.1,
+    # sensor augmentation for every model (chosen on validation subjects: benchmarks/augment_selection.py)
+    "augment_rotation_deg": 60.0,
+    "augment_gain_std": 0.1,
+}
 BASELINES = ("cmdhar", "tinyhar", "deepconvlstm", "cnn")
 ABLATIONS = (
     "cmdhar-no-disentangle",
@@ -119,6 +128,8 @@ class BenchmarkSettings:
         batch_size, lr, weight_decay: trainer settings of the protocol.
         modality_dropout: fusion-token dropout for CMD-HAR models (as ``configs/train.yaml``;
             what makes the missing-modality scores meaningful; ignored by the baselines).
+        augment_rotation_deg / augment_gain_std: training-window sensor augmentation
+            (:mod:`components.training.augment`), the same for every model.
         latency_runs: timed batch-1 calls per latency measurement (p50 over these).
         efficiency: measure params/MACs/ONNX/latency (off only to save time in tests).
         executor: ``processes``, ``threads`` or ``auto`` (threads on CUDA, else processes).
@@ -145,6 +156,8 @@ class BenchmarkSettings:
     lr: float = 1e-3
     weight_decay: float = 1e-4
     modality_dropout: float = 0.1
+    augment_rotation_deg: float = PROTOCOL_TRAINER["augment_rotation_deg"]
+    augment_gain_std: float = PROTOCOL_TRAINER["augment_gain_std"]
     latency_runs: int = 200
     efficiency: bool = True
     executor: str = "auto"
@@ -316,11 +329,13 @@ def run_task(task: dict[str, Any]) -> dict[str, Any]:
             patience=task["patience"],
             seed=task["seed"],
             modality_dropout=task["modality_dropout"],
+            augment_rotation_deg=task["augment_rotation_deg"],
+            augment_gain_std=task["augment_gain_std"],
             device=task["device"],
             progress=False,
             deadline=task.get("deadline"),
         )
-        result = train_model(model, train, val, cfg)
+        result = train_model(model, train, val, cfg, split.standardizer)
         probs = predict(model, test.x)
         m = classification_metrics(test.y, probs.argmax(1), test.n_classes, test.label_names)
         record["metrics"] = {
@@ -591,6 +606,8 @@ def run_benchmark(
                 "lr": settings.lr,
                 "weight_decay": settings.weight_decay,
                 "modality_dropout": settings.modality_dropout,
+                "augment_rotation_deg": settings.augment_rotation_deg,
+                "augment_gain_std": settings.augment_gain_std,
                 "device": device,
                 "threads": threads,
                 "start_deadline": start_deadline,
@@ -715,6 +732,8 @@ def run_benchmark(
             "weight_decay": settings.weight_decay,
             "val_share": settings.val_share,
             "modality_dropout": settings.modality_dropout,
+            "augment_rotation_deg": settings.augment_rotation_deg,
+            "augment_gain_std": settings.augment_gain_std,
             "subjects": settings.subjects,
             "folds": settings.folds,
             "latency": f"batch 1, p50 over {settings.latency_runs} runs after 20 warm-up; ORT fp32 ONNX (opset 18, "

@@ -27,8 +27,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from components.data.splitting import Standardizer
 from components.data.windows import WindowSet
 from components.evaluation.metrics import classification_metrics
+from components.training.augment import SensorAugment
 from components.training.modulation import ogm_ge
 
 # graph captures and reseeding happen one at a time when trainings share a process (threads)
@@ -59,6 +61,9 @@ class TrainConfig:
     modulation_start: int = 0  # first epoch (0-based) with modulation
     modulation_end: int | None = None  # last epoch (exclusive); None = until the end
     modality_dropout: float = 0.0  # per-sample, per-modality fusion-token dropout (never all)
+    # training-window augmentation (components.training.augment; needs the split's standardiser)
+    augment_rotation_deg: float = 0.0  # random rotation of each sensor unit, up to this angle
+    augment_gain_std: float = 0.0  # random gain of each x/y/z triad: 1 + gain_std * N(0, 1)
     grad_clip: float | None = 5.0
     progress: bool = True
     num_threads: int | None = None
@@ -186,9 +191,10 @@ class _StepRunner:
 
     GRAPH_WARMUP = 3
 
-    def __init__(self, model, opt, cfg: TrainConfig, x, y, class_w, use_graph: bool):
+    def __init__(self, model, opt, cfg: TrainConfig, x, y, class_w, use_graph: bool, augment=None):
         self.model, self.opt, self.cfg = model, opt, cfg
         self.x, self.y, self.class_w = x, y, class_w
+        self.augment = augment
         self.multi = hasattr(model, "forward_train")
         # modality -> its encoder parameter views, built once (they read .grad when used)
         self.encoder_params = model.encoder_parameters() if hasattr(model, "encoder_parameters") else {}
@@ -202,6 +208,8 @@ class _StepRunner:
     def _step(self, idx: torch.Tensor, modulate: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         model, cfg, class_w = self.model, self.cfg, self.class_w
         xb, yb = self.x[idx], self.y[idx]
+        if self.augment is not None:
+            xb = self.augment(xb)
         self.opt.zero_grad(set_to_none=True)
         scores = coeffs = xb.new_zeros(self.n_mod)
         if self.multi:
@@ -273,8 +281,18 @@ def _epoch_batches(n: int, batch_size: int, gen: torch.Generator, device: torch.
     return [perm[i * batch_size : (i + 1) * batch_size] for i in range(n_full)]
 
 
-def train_model(model: nn.Module, train: WindowSet, val: WindowSet, cfg: TrainConfig | None = None) -> TrainResult:
+def train_model(
+    model: nn.Module,
+    train: WindowSet,
+    val: WindowSet,
+    cfg: TrainConfig | None = None,
+    standardizer: Standardizer | None = None,
+) -> TrainResult:
     """Train ``model`` in place on ``train``, early-stop on ``val`` macro-F1.
+
+    ``standardizer`` is the one ``train``/``val`` were standardised with; augmentation
+    (``cfg.augment_rotation_deg`` / ``cfg.augment_gain_std``) needs it to rotate the
+    sensors in physical units.
 
     Returns a :class:`TrainResult`; the model ends with the best validation weights
     (in eval mode). ``history`` has one dict per epoch with keys ``epoch``, ``loss``,
@@ -285,19 +303,43 @@ def train_model(model: nn.Module, train: WindowSet, val: WindowSet, cfg: TrainCo
     """
     cfg = cfg or TrainConfig()
     device = _resolve_device(cfg.device)
+    augment = _augmentation(train, cfg, standardizer, device)
     if device.type != "cuda":
-        return _train(model, train, val, cfg, device)
+        return _train(model, train, val, cfg, device, augment)
     # a stream of its own: graph capture needs a non-default stream, and concurrent
     # trainings (benchmark tasks in threads) then overlap on the GPU
     stream = torch.cuda.Stream(device)
     stream.wait_stream(torch.cuda.current_stream(device))
     with torch.cuda.stream(stream):
-        result = _train(model, train, val, cfg, device)
+        result = _train(model, train, val, cfg, device, augment)
     torch.cuda.current_stream(device).wait_stream(stream)
     return result
 
 
-def _train(model: nn.Module, train: WindowSet, val: WindowSet, cfg: TrainConfig, device: torch.device) -> TrainResult:
+def _augmentation(
+    train: WindowSet, cfg: TrainConfig, standardizer: Standardizer | None, device: torch.device
+) -> SensorAugment | None:
+    if not (cfg.augment_rotation_deg > 0 or cfg.augment_gain_std > 0):
+        return None
+    if standardizer is None:
+        raise ValueError(
+            "augmentation (augment_rotation_deg / augment_gain_std) rotates sensors in physical units: "
+            "pass train_model the standardizer the windows were standardised with"
+        )
+    augment = SensorAugment(
+        train.channel_names, standardizer.mean, standardizer.std, cfg.augment_rotation_deg, cfg.augment_gain_std, device
+    )
+    return augment if augment.active else None
+
+
+def _train(
+    model: nn.Module,
+    train: WindowSet,
+    val: WindowSet,
+    cfg: TrainConfig,
+    device: torch.device,
+    augment: SensorAugment | None = None,
+) -> TrainResult:
     t_start = time.time()
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
@@ -316,7 +358,7 @@ def _train(model: nn.Module, train: WindowSet, val: WindowSet, cfg: TrainConfig,
     )
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(cfg.epochs, 1))
     multi = hasattr(model, "forward_train")
-    runner = _StepRunner(model, opt, cfg, x, y, class_w, use_graph)
+    runner = _StepRunner(model, opt, cfg, x, y, class_w, use_graph, augment)
     names = list(runner.encoder_params)
 
     history: list[dict[str, Any]] = []

@@ -1,0 +1,105 @@
+"""Sensor augmentation (random unit rotation and triad gain) on real DSADS windows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from components.data.splitting import Standardizer
+from components.training import TrainConfig, train_model
+from components.training.augment import SensorAugment, find_triads, random_rotations
+
+
+@pytest.fixture(scope="module")
+def dsads_standardised(dsads_small_windows):
+    ws = dsads_small_windows.select(np.arange(0, len(dsads_small_windows), 20))
+    std = Standardizer.fit(ws)
+    out = ws.select(np.arange(len(ws)))
+    out.x = std.transform(ws.x)
+    return out, std
+
+
+def _physical(x: torch.Tensor, std: Standardizer) -> torch.Tensor:
+    return x * torch.tensor(std.std)[:, None] + torch.tensor(std.mean)[:, None]
+
+
+def test_triads_follow_dsads_channel_names(dsads_small_windows):
+    triads = find_triads(dsads_small_windows.channel_names)
+    assert triads.units == ["torso", "right_arm", "left_arm", "right_leg", "left_leg"]
+    assert len(triads.channels) == 15  # acc, gyro, mag at 5 positions
+    names = dsads_small_windows.channel_names
+    for tri, unit in zip(triads.channels, triads.unit_of, strict=True):
+        prefixes = {names[i].rsplit("_", 1)[0] for i in tri}
+        assert len(prefixes) == 1 and [names[i][-1] for i in tri] == ["x", "y", "z"]
+        assert names[tri[0]].startswith(triads.units[unit] + "_")
+    # channels outside a complete triad are not grouped
+    assert find_triads(["acc_x", "acc_y", "temp", "gyro_x", "gyro_y", "gyro_z"]).channels == [[3, 4, 5]]
+
+
+def test_random_rotations_are_rotations_within_the_angle():
+    torch.manual_seed(0)
+    r = random_rotations(500, 30.0, torch.device("cpu"))
+    eye = torch.eye(3).expand(500, 3, 3)
+    assert torch.allclose(r @ r.transpose(1, 2), eye, atol=1e-5)
+    assert torch.allclose(torch.linalg.det(r), torch.ones(500), atol=1e-5)
+    angles = torch.rad2deg(torch.arccos(((r.diagonal(dim1=1, dim2=2).sum(1) - 1) / 2).clamp(-1, 1)))
+    assert angles.max() <= 30.0 + 1e-3 and angles.max() > 25.0  # uses the whole range
+
+
+def test_rotation_turns_each_unit_rigidly_in_physical_units(dsads_standardised):
+    ws, std = dsads_standardised
+    x = torch.from_numpy(ws.x[:32])
+    torch.manual_seed(1)
+    y = SensorAugment(ws.channel_names, std.mean, std.std, rotation_deg=45.0, gain_std=0.0)(x)
+    px, py = _physical(x, std), _physical(y, std)
+    triads = find_triads(ws.channel_names)
+    assert not torch.allclose(px, py, atol=1e-3)
+    for tri in triads.channels:  # a rotation keeps every triad's magnitude (e.g. |gravity|)
+        assert torch.allclose(px[:, tri].norm(dim=1), py[:, tri].norm(dim=1), rtol=1e-4, atol=1e-4)
+    # acc and gyro of one unit turn by the same rotation: solve it from acc, apply it to gyro
+    names = ws.channel_names
+    acc = [names.index(f"torso_acc_{a}") for a in "xyz"]
+    gyro = [names.index(f"torso_gyro_{a}") for a in "xyz"]
+    for i in range(4):
+        rot = torch.linalg.lstsq(px[i, acc].T.double(), py[i, acc].T.double()).solution.T
+        assert torch.allclose((rot @ px[i, gyro].double()).float(), py[i, gyro], atol=1e-3)
+
+
+def test_gain_scales_triads_and_nothing_else_changes(dsads_standardised):
+    ws, std = dsads_standardised
+    x = torch.from_numpy(ws.x[:16])
+    torch.manual_seed(2)
+    y = SensorAugment(ws.channel_names, std.mean, std.std, rotation_deg=0.0, gain_std=0.2)(x)
+    px, py = _physical(x, std), _physical(y, std)
+    for tri in find_triads(ws.channel_names).channels:
+        ratio = py[:, tri] / px[:, tri]  # one factor per window and triad
+        assert torch.allclose(ratio, ratio[:, :1, :1].expand_as(ratio), rtol=1e-3, atol=1e-3)
+    assert torch.equal(SensorAugment(ws.channel_names, std.mean, std.std, 0.0, 0.0)(x), x)
+
+
+def test_bad_augmentation_settings_are_explained(dsads_standardised):
+    ws, std = dsads_standardised
+    with pytest.raises(ValueError, match="standardiser has 3 means"):
+        SensorAugment(ws.channel_names, std.mean[:3], std.std[:3], 10.0, 0.0)
+    with pytest.raises(ValueError, match=">= 0"):
+        SensorAugment(ws.channel_names, std.mean, std.std, -1.0, 0.0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(45 * 75, ws.n_classes))
+    cfg = TrainConfig(epochs=1, augment_rotation_deg=10.0, progress=False)
+    with pytest.raises(ValueError, match="pass train_model the standardizer"):
+        train_model(model, ws, ws, cfg)
+
+
+def test_augmented_training_is_deterministic(dsads_standardised):
+    ws, std = dsads_standardised
+    cfg = TrainConfig(epochs=2, batch_size=16, augment_rotation_deg=30.0, augment_gain_std=0.1, progress=False)
+    losses = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(45 * 75, ws.n_classes))
+        losses.append([h["loss"] for h in train_model(model, ws, ws, cfg, std).history])
+    assert losses[0] == losses[1]
+    plain = TrainConfig(epochs=2, batch_size=16, progress=False)
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(45 * 75, ws.n_classes))
+    assert [h["loss"] for h in train_model(model, ws, ws, plain).history] != losses[0]
