@@ -17,6 +17,10 @@ the exact sequence of device calls used for the committed results.)
 ``--budget-s`` is the training budget per dataset: no task starts after it, running
 trainings are cut at 1.25x of it, and anything not run is listed in the results (which
 are then written as ``*-smoke.json``, never under the full-protocol name).
+
+Every finished training is kept in ``--ledger`` (default ``benchmarks/results/ledger``,
+committed) and copied back under ``--copy-to``/ledger: commit it, and the next device
+session trains only what is still missing, until the full-protocol file can be written.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ def run(
     device: str = "cuda",
     smoke: dict | None = None,
     datasets: list[str] | None = None,
+    ledger: Path | None = None,
 ) -> int:
     """Both LOSO benchmarks at once; returns the number of failed tasks."""
     from components.benchmark.harness import BASELINES, BenchmarkSettings, run_benchmark
@@ -64,7 +69,7 @@ def run(
 
     def one(name: str, settings: BenchmarkSettings) -> None:
         settings.protocol, settings.device, settings.jobs = "loso", device, jobs[name]
-        settings.seeds, settings.time_budget_s = seeds, budget_s
+        settings.seeds, settings.time_budget_s, settings.ledger = seeds, budget_s, ledger
         for key, value in (smoke or {}).items():  # local check of this script: tiny settings
             setattr(settings, key, value)
         try:
@@ -93,6 +98,9 @@ def run(
             copy_to.mkdir(parents=True, exist_ok=True)
             for p in (path, path.with_suffix(".md")):
                 shutil.copy2(p, copy_to / p.name)
+            if result.get("ledger"):  # the finished trainings travel back, to be committed and resumed
+                led = Path(result["ledger"]["dir"])
+                shutil.copytree(led, copy_to / "ledger" / led.name, dirs_exist_ok=True)
     print(f"total {time.time() - t0:.0f} s", flush=True)
     return failed
 
@@ -110,6 +118,12 @@ def main(argv: list[str] | None = None) -> int:
     rn.add_argument("--copy-to", type=Path, default=None, help="also copy the JSON/Markdown results here")
     rn.add_argument("--device", default="cuda")
     rn.add_argument("--datasets", default="dsads,usc-had", help="comma-separated subset of dsads,usc-had")
+    rn.add_argument(
+        "--ledger",
+        type=Path,
+        default=REPO / "benchmarks" / "results" / "ledger",
+        help="finished trainings are kept here and not re-run (commit the folder --copy-to brings back)",
+    )
     rn.add_argument("--smoke", action="store_true", help="1 epoch, first fold, cnn+cmdhar: checks the script")
     args = parser.parse_args(argv)
     if args.cmd == "stage":
@@ -122,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
         smoke = {"epochs": 1, "folds": ["1"], "models": ["cnn", "cmdhar"], "ablations": False, "latency_runs": 10}
     jobs = {"dsads": args.jobs_dsads, "usc-had": args.jobs_usc}
     datasets = args.datasets.split(",")
-    return 1 if run(args.budget_s, jobs, args.copy_to, args.seeds, args.device, smoke, datasets) else 0
+    ledger = None if args.smoke else args.ledger
+    return 1 if run(args.budget_s, jobs, args.copy_to, args.seeds, args.device, smoke, datasets, ledger) else 0
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from components.benchmark.efficiency import (
     onnx_parity,
 )
 from components.benchmark.harness import BenchmarkSettings, run_benchmark
+from components.benchmark.ledger import Ledger, code_fingerprint
 from components.data.importers import import_dataset
 from components.models.registry import build_model
 from components.models.spec import InputSpec
@@ -244,3 +245,53 @@ def test_aggregate_keeps_cut_short_trainings_out_of_the_means():
     assert out["macro_f1_mean"] == 0.8 and [r["fold"] for r in out["per_fold"]] == ["loso-1"]
     (cut,) = out["per_fold_cut_short"]
     assert cut["fold"] == "loso-2" and cut["metrics"]["macro_f1"] == 0.2 and "time budget" in cut["truncated"]
+
+
+def test_ledger_resumes_a_partial_run_and_never_mixes_settings(dsads3, tmp_path, monkeypatch):
+    """A long protocol spread over sessions: finished trainings are kept, a later run trains
+    only what is missing, and records made under other settings are never reused."""
+    ledger = tmp_path / "ledger"
+    ran: list[str] = []
+    real_run_task = harness.run_task
+    monkeypatch.setattr(harness, "run_task", lambda task: ran.append(task["fold"]["name"]) or real_run_task(task))
+
+    first, _ = run_benchmark(_cnn_loso(dsads3, tmp_path / "a", jobs=1, folds=["1", "2"], ledger=ledger), False, str)
+    (folder,) = [p for p in ledger.iterdir() if p.is_dir()]
+    assert sorted(p.name for p in folder.glob("cnn__*")) == ["cnn__loso-1__seed0.json", "cnn__loso-2__seed0.json"]
+    assert json.loads((folder / "fingerprint.json").read_text())["code_sha256"] == code_fingerprint()
+    assert ran == ["loso-1", "loso-2"] and first["ledger"]["reused"] == 0
+
+    ran.clear()
+    second, path = run_benchmark(_cnn_loso(dsads3, tmp_path / "b", jobs=1, ledger=ledger), False, str)
+    assert ran == ["loso-3"]  # loso-1 and loso-2 came from the ledger
+    assert second["ledger"]["reused"] == 2 and second["ledger"]["ran"] == 1
+    runs = {r["fold"]: r for r in second["models"]["cnn"]["per_fold"]}
+    assert sorted(runs) == ["loso-1", "loso-2", "loso-3"] and runs["loso-1"]["from_ledger"]
+    before = {r["fold"]: r["metrics"]["macro_f1"] for r in first["models"]["cnn"]["per_fold"]}
+    assert runs["loso-1"]["metrics"]["macro_f1"] == before["loso-1"]
+    assert "resumed from the ledger" in path.with_suffix(".md").read_text()
+
+    ran.clear()  # another trainer setting is another fingerprint: everything trains again
+    third, _ = run_benchmark(_cnn_loso(dsads3, tmp_path / "c", jobs=1, lr=2e-3, ledger=ledger), False, str)
+    assert sorted(ran) == ["loso-1", "loso-2", "loso-3"] and third["ledger"]["reused"] == 0
+    assert len([p for p in ledger.iterdir() if p.is_dir()]) == 2
+
+
+def test_ledger_keeps_only_finished_trainings_and_tracks_the_code(tmp_path):
+    led = Ledger(tmp_path, "dsads", "loso", {"x": 1})
+    rec = {"model": "cnn", "fold": "loso-1", "seed": 0, "metrics": {"macro_f1": 0.5}}
+    for bad in ({"truncated": "budget"}, {"error": "boom"}, {"skipped": "budget"}):
+        assert not led.save({**rec, **bad}, {})
+    assert led.load() == {}
+    assert led.save(rec, {"git": {"commit": "abc"}})
+    assert led.load()[("cnn", "loso-1", 0)]["ledger"]["git"] == {"commit": "abc"}
+    (led.dir / "cnn__loso-2__seed0.json").write_text("{not json")
+    with pytest.raises(ValueError, match="cnn__loso-2__seed0.json is unreadable"):
+        led.load()
+
+    repo = tmp_path / "repo"
+    (repo / "components" / "models").mkdir(parents=True)
+    (repo / "components" / "models" / "m.py").write_text("x = 1\n")
+    before = code_fingerprint(repo)
+    (repo / "components" / "models" / "m.py").write_text("x = 2\n")
+    assert code_fingerprint(repo) != before

@@ -57,6 +57,12 @@ def benchmark(
     latency_runs: int = typer.Option(200, "--latency-runs", help="timed batch-1 calls per latency p50"),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="show a progress bar over tasks"),
     executor: str = typer.Option("auto", "--executor", help="auto | threads | processes (auto: threads on CUDA)"),
+    ledger: Path | None = typer.Option(
+        None,
+        "--ledger",
+        help="keep every finished training in this folder; a re-run with the same code, data and settings "
+        "trains only what is missing (a full LOSO across several sessions)",
+    ),
     time_budget: float | None = typer.Option(
         None, "--time-budget", help="seconds: start no task after this (tasks not run make the run partial)"
     ),
@@ -94,6 +100,7 @@ def benchmark(
         progress: show a progress bar.
         executor: how tasks run in parallel (see ``jobs``).
         time_budget: seconds after which no task starts (running ones are cut at 1.25x).
+        ledger: folder of finished trainings to resume from and add to.
 
     Raises:
         typer.Exit: code 1 if the configuration is invalid or any task failed (the
@@ -124,6 +131,7 @@ def benchmark(
         latency_runs=latency_runs,
         executor=executor,
         time_budget_s=time_budget,
+        ledger=ledger,
     )
     try:
         result, path = run_benchmark(settings, progress=progress, log=lambda s: console.print(s))

@@ -134,6 +134,8 @@ class BenchmarkSettings:
         efficiency: measure params/MACs/ONNX/latency (off only to save time in tests).
         executor: ``processes``, ``threads`` or ``auto`` (threads on CUDA, else processes).
         time_budget_s: start no task after this many seconds of training (None: no limit).
+        ledger: folder that keeps every finished training (:mod:`components.benchmark.ledger`);
+            a later run with the same fingerprint trains only what is missing.
     """
 
     dataset: str = "dsads"
@@ -162,6 +164,7 @@ class BenchmarkSettings:
     efficiency: bool = True
     executor: str = "auto"
     time_budget_s: float | None = None
+    ledger: Path | None = None
 
     def model_names(self) -> list[str]:
         names = list(dict.fromkeys(self.models))
@@ -429,6 +432,8 @@ def aggregate(name: str, records: list[dict[str, Any]], efficiency: dict[str, An
                     "windows",
                     "cuda_graph",
                     "cuda_graph_error",
+                    "from_ledger",  # trained in an earlier run: "ledger" names its commit and machine
+                    "ledger",
                 )
                 if k in r
             }
@@ -467,6 +472,14 @@ def render_markdown(result: dict[str, Any]) -> str:
         f"`{(result['data'].get('windows_sha256') or '')[:16]}`",
         f"- environment: Python {result['environment']['python']}, torch {result['environment']['torch']}, "
         f"CPU {result['environment']['cpu']}, GPU {result['environment']['gpu'] or '-'}",
+    ]
+    if result.get("ledger"):
+        led = result["ledger"]
+        lines.append(
+            f"- resumed from the ledger `{led['dir']}`: {led['reused']} trainings from earlier runs (each record "
+            f"names its own commit and machine), {led['ran']} run now"
+        )
+    lines += [
         "",
         "| model | macro-F1 | ± std | accuracy | balanced acc. | G-mean | params | MACs/window "
         "| ONNX KiB | ORT p50 ms | torch p50 ms | train s/run |",
@@ -584,6 +597,32 @@ def run_benchmark(
         raise ValueError(f"executor must be auto, threads or processes, got {settings.executor!r}")
     # task threads share this process: one torch thread each (the GPU does the work)
     threads = 1 if executor == "threads" else max(1, (os.cpu_count() or 1) // settings.jobs)
+    windows_sha256 = windows_hash(windows)
+    ledger, done = None, {}
+    if settings.ledger:
+        from components.benchmark.ledger import Ledger, code_fingerprint
+
+        fingerprint = {
+            "dataset": settings.dataset,
+            "protocol": settings.protocol,
+            "windows_sha256": windows_sha256,
+            "epochs": settings.epochs,
+            "patience": settings.patience,
+            **settings.trainer_settings(),
+            "code_sha256": code_fingerprint(),
+        }
+        ledger = Ledger(Path(settings.ledger), settings.dataset, settings.protocol, fingerprint)
+        # a record counts only for the very same fold (its train/val/test subjects), so runs
+        # restricted to some folds (--folds) add to the same ledger as the full run
+        by_name = {f.name: f for f in folds}
+        done = {
+            key: rec
+            for key, rec in ledger.load().items()
+            if key[1] in by_name
+            and (rec["train_subjects"], rec["val_subjects"], rec["test_subjects"])
+            == (list(by_name[key[1]].train), list(by_name[key[1]].val), list(by_name[key[1]].test))
+        }
+        ledger_provenance = {"git": git_info(), "environment": environment_info(device)}
     t_train = time.time()
     start_deadline = t_train + settings.time_budget_s if settings.time_budget_s else None
     deadline = t_train + 1.25 * settings.time_budget_s if settings.time_budget_s else None
@@ -618,8 +657,18 @@ def run_benchmark(
             for n in names
             for f in folds
         ]
+        n_total = len(tasks)
+        reused = [done[key] for key in ((t["model"], t["fold"]["name"], t["seed"]) for t in tasks) if key in done]
+        tasks = [t for t in tasks if (t["model"], t["fold"]["name"], t["seed"]) not in done]
+        for rec in reused:
+            records[rec["model"]].append({**rec, "from_ledger": True})
+        if ledger is not None:
+            log(f"ledger {ledger.dir}: {len(reused)} of {n_total} trainings already done, {len(tasks)} to run")
+            if not done and ledger.other_fingerprints():
+                log(f"  (records for other code or settings, not used: {', '.join(ledger.other_fingerprints())})")
         log(
-            f"{len(tasks)} tasks ({len(names)} models x {len(folds)} folds x {settings.seeds} seeds), "
+            f"{len(tasks)} tasks to run ({len(names)} models x {len(folds)} folds x {settings.seeds} seeds "
+            f"= {n_total}), "
             f"{settings.jobs} {'thread' if executor == 'threads' else 'process'}(es) x {threads} torch "
             f"thread(s), device {device}"
             + (f", time budget {settings.time_budget_s:.0f} s" if settings.time_budget_s else "")
@@ -632,6 +681,8 @@ def run_benchmark(
 
         def collect(rec: dict[str, Any]) -> None:
             records[rec["model"]].append(rec)
+            if ledger is not None:
+                ledger.save(rec, ledger_provenance)
             key = {k: rec.get(k) for k in ("model", "fold", "seed")}
             if "skipped" in rec:
                 skipped.append(key)
@@ -701,7 +752,7 @@ def run_benchmark(
 
     deviations = settings.deviations()
     if skipped:
-        deviations.append(f"time budget: {len(skipped)} of {len(tasks)} tasks not run")
+        deviations.append(f"time budget: {len(skipped)} of {n_total} tasks not run")
     if truncated:
         deviations.append(f"time budget: {len(truncated)} trainings cut short (left out of the means)")
     complete = not deviations
@@ -745,7 +796,7 @@ def run_benchmark(
             "dataset": settings.dataset,
             "data_dir": str(root),
             "data_dvc_md5": data_dvc_md5(),
-            "windows_sha256": windows_hash(windows),
+            "windows_sha256": windows_sha256,
             "n_windows": len(windows),
             "subjects": windows.subjects,
             "n_classes": windows.n_classes,
@@ -759,6 +810,9 @@ def run_benchmark(
         "failures": failures,
         "skipped": skipped,
         "truncated": truncated,
+        "ledger": None
+        if ledger is None
+        else {"dir": str(ledger.dir), "fingerprint_sha256": ledger.digest, "reused": len(reused), "ran": len(tasks)},
         "created_unix": time.time(),
         "duration_s": time.time() - t_start,
         "command": " ".join(sys.argv),

@@ -93,9 +93,7 @@ class SensorAugment:
         device: torch.device | str = "cpu",
     ):
         if len(mean) != len(channel_names) or len(std) != len(channel_names):
-            raise ValueError(
-                f"standardiser has {len(mean)} means / {len(std)} stds for {len(channel_names)} channels"
-            )
+            raise ValueError(f"standardiser has {len(mean)} means / {len(std)} stds for {len(channel_names)} channels")
         if rotation_deg < 0 or gain_std < 0:
             raise ValueError(f"rotation_deg and gain_std must be >= 0, got {rotation_deg} and {gain_std}")
         triads = find_triads(channel_names)

@@ -1,0 +1,109 @@
+"""Resumable benchmarks: every finished training is kept, so a long protocol can span sessions.
+
+A full LOSO run (DSADS: 64 trainings, USC-HAD: 56) does not fit one 15-minute GPU session
+or one sitting on a laptop. With a ledger folder, ``run_benchmark`` writes each finished
+(model, fold, seed) record there the moment it completes, and a later run with the same
+fingerprint only trains what is missing; the result file is built from all records and is
+named as a full-protocol result only once nothing is missing.
+
+The fingerprint is everything that decides a record's numbers: dataset windows (content
+hash), trainer settings, and the source of the code that trains and scores (``CODE_PATHS``);
+a record is reused only for a fold with the same train/validation/test subjects. Records
+made under another fingerprint live in another subfolder and are never mixed in.
+Trainings cut short by a time budget, skipped or failed are not kept, so a resumed run
+trains them again from the start.
+
+Layout::
+
+    <ledger>/<dataset>-<protocol>-<fingerprint[:12]>/fingerprint.json
+    <ledger>/<dataset>-<protocol>-<fingerprint[:12]>/<model>__<fold>__seed<k>.json
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from components.io_utils import atomic_write_text
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+# the code whose changes change a record's numbers (docs, reports and the CLI do not)
+CODE_PATHS = (
+    "components/models",
+    "components/training",
+    "components/data/windowing.py",
+    "components/data/splitting.py",
+    "components/data/windows.py",
+    "components/evaluation/metrics.py",
+)
+
+
+def code_fingerprint(repo: Path = REPO_ROOT) -> str:
+    """sha256 over the relative paths and bytes of every ``.py`` file under ``CODE_PATHS``."""
+    h = hashlib.sha256()
+    for rel in CODE_PATHS:
+        root = repo / rel
+        files = sorted(root.rglob("*.py")) if root.is_dir() else [root] if root.exists() else []
+        for f in files:
+            h.update(str(f.relative_to(repo)).encode())
+            h.update(b"\0")
+            h.update(f.read_bytes())
+            h.update(b"\0")
+    return h.hexdigest()
+
+
+def _usable(rec: dict[str, Any]) -> bool:
+    return "metrics" in rec and not ({"truncated", "skipped", "error"} & set(rec))
+
+
+class Ledger:
+    """Finished task records of one benchmark fingerprint, one JSON file per task.
+
+    Args:
+        root: the ledger folder (shared by every dataset, protocol and fingerprint).
+        dataset / protocol: name the subfolder, with the fingerprint's first 12 hex digits.
+        fingerprint: JSON-able description of everything that decides the numbers.
+    """
+
+    def __init__(self, root: Path, dataset: str, protocol: str, fingerprint: dict[str, Any]):
+        self.fingerprint = fingerprint
+        self.digest = hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()
+        self.dir = Path(root) / f"{dataset}-{protocol}-{self.digest[:12]}"
+
+    @staticmethod
+    def _name(model: str, fold: str, seed: int) -> str:
+        return f"{model}__{fold}__seed{seed}.json"
+
+    def load(self) -> dict[tuple[str, str, int], dict[str, Any]]:
+        """``(model, fold, seed) -> record`` for every usable record already in the ledger."""
+        out: dict[tuple[str, str, int], dict[str, Any]] = {}
+        if not self.dir.is_dir():
+            return out
+        for path in sorted(self.dir.glob("*__*__seed*.json")):
+            try:
+                rec = json.loads(path.read_text())
+            except (OSError, json.JSONDecodeError) as exc:
+                raise ValueError(f"ledger record {path} is unreadable ({exc}); delete it to re-run that task") from exc
+            if _usable(rec) and path.name == self._name(rec["model"], rec["fold"], rec["seed"]):
+                out[(rec["model"], rec["fold"], rec["seed"])] = rec
+        return out
+
+    def other_fingerprints(self) -> list[str]:
+        """Sibling subfolders of the same dataset and protocol (older code or settings)."""
+        stem = self.dir.name.rsplit("-", 1)[0]
+        return sorted(p.name for p in self.dir.parent.glob(f"{stem}-*") if p.is_dir() and p != self.dir)
+
+    def save(self, rec: dict[str, Any], provenance: dict[str, Any]) -> bool:
+        """Keep ``rec`` (atomically) if it is a finished training; returns whether it was kept."""
+        if not _usable(rec):
+            return False
+        self.dir.mkdir(parents=True, exist_ok=True)
+        fp = self.dir / "fingerprint.json"
+        if not fp.exists():
+            atomic_write_text(fp, json.dumps({"sha256": self.digest, **self.fingerprint}, indent=1, sort_keys=True))
+        kept = {**rec, "ledger": {**provenance, "saved_unix": time.time()}}
+        atomic_write_text(self.dir / self._name(rec["model"], rec["fold"], rec["seed"]), json.dumps(kept, indent=1))
+        return True
