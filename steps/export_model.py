@@ -16,19 +16,26 @@ from steps.materializers import ExportedModelMaterializer
 
 @step(enable_cache=False, output_materializers={"exported_model": ExportedModelMaterializer})
 def export_model_step(
-    trained_model: TrainedModel, split: SplitWindows, mlflow_run_id: str, calibration_windows: int = 1024
+    trained_model: TrainedModel,
+    split: SplitWindows,
+    mlflow_run_id: str,
+    calibration_windows: int = 1024,
+    max_val_int8_f1_drop: float | None = 0.0025,
 ) -> Annotated[ExportedModel, "exported_model"]:
     """torch -> ONNX (fp32, parity-checked) -> int8 (static QDQ, calibrated on training windows).
 
-    Measures fp32 and int8 test macro-F1, int8 batch-1 latency (1 thread) and file sizes.
+    Which layers keep float activations is chosen on the validation split; the test split
+    only measures. Measures fp32 and int8 test macro-F1, int8 batch-1 latency (1 thread) and file sizes.
 
     Args:
         trained_model: output of the training step.
         split: its split (train windows calibrate, test windows measure).
         mlflow_run_id: the training run to log into.
         calibration_windows: how many training windows calibrate the int8 ranges.
+        max_val_int8_f1_drop: leading layers stay float until int8 loses at most this much
+            validation macro-F1 (``None``: quantise every Conv/MatMul/Gemm).
     """
-    exported = export_and_measure(trained_model, split, calibration_windows)
+    exported = export_and_measure(trained_model, split, calibration_windows, max_val_int8_f1_drop)
     with tracking.run_context(mlflow_run_id):
         import tempfile
 

@@ -153,3 +153,39 @@ def test_realtime_replay_takes_stream_time(small_bundle, small_data_dir):
     timed = simulate(small_bundle, streams, replace(load_profile("phone"), speed=10.0), progress=False)
     assert timed.report["replay_wall_seconds"] >= 0.95
     assert np.array_equal(fast.y_pred, timed.y_pred)
+
+
+def _quantize_linear_count(path) -> int:
+    import onnx
+
+    return sum(n.op_type == "QuantizeLinear" for n in onnx.load(str(path)).graph.node)
+
+
+def test_int8_guard_keeps_leading_layers_float_only_when_validation_asks(exported_small, small_split, tmp_path):
+    """int8 activations are kept where the judging windows say they cost nothing, and the
+    leading layers go float first when they do; every weight stays int8-stored."""
+    from components.export.onnx_export import quantizable_nodes, quantize_int8, quantize_int8_guarded
+
+    fp32 = tmp_path / "model.onnx"
+    fp32.write_bytes(exported_small.fp32)
+    nodes = quantizable_nodes(fp32)
+    assert len(nodes) >= 3 and len(set(nodes)) == len(nodes)
+    calib = small_split.train.x[::8]
+    judge = small_split.train.select(np.arange(3, len(small_split.train), 8))  # mechanism only, not a score
+
+    full = quantize_int8(fp32, calib, tmp_path / "full.onnx")
+    one_float = quantize_int8(fp32, calib, tmp_path / "one.onnx", float_nodes=[nodes[0]])
+    # one float node is one node: compaction had left every node unnamed, and excluding
+    # one unnamed node used to exclude them all
+    assert 0 < _quantize_linear_count(one_float.path) < _quantize_linear_count(full.path)
+    with pytest.raises(ValueError, match="not quantisable nodes"):
+        quantize_int8(fp32, calib, tmp_path / "x.onnx", float_nodes=["no_such_node"])
+
+    args = (fp32, calib, judge.x, judge.y, judge.n_classes)
+    res, rep = quantize_int8_guarded(*args, tmp_path / "loose.onnx", max_val_f1_drop=1.0)
+    assert rep["float_prefix"] == 0 and list(rep["tried"]) == [0] and res.float_nodes == []
+    res, rep = quantize_int8_guarded(*args, tmp_path / "strict.onnx", max_val_f1_drop=-1.0)  # cannot be met
+    assert rep["float_prefix"] == len(nodes) and {0, len(nodes)} <= set(rep["tried"])
+    assert len(rep["tried"]) <= 2 + int(np.ceil(np.log2(len(nodes))))  # bisection, not a sweep
+    assert res.float_nodes == nodes and _quantize_linear_count(res.path) == 0
+    assert res.size_ratio > 1.5  # the weights are still stored int8

@@ -216,10 +216,16 @@ def quantize_residual_weights(path: Path | str, min_elements: int = RESIDUAL_MIN
 
 
 class _Calibration:
-    """ONNX Runtime calibration reader over training windows (batches of 32)."""
+    """ONNX Runtime calibration reader over training windows (batches of 32).
+
+    Every batch has the same size (a last partial batch is dropped when there is more than
+    one): ONNX Runtime's histogram collection fails on intermediate outputs of mixed batch
+    sizes once some nodes stay float.
+    """
 
     def __init__(self, x: np.ndarray, batch: int = 32):
-        self.batches = iter([x[i : i + batch] for i in range(0, len(x), batch)])
+        n = len(x) if len(x) <= batch else len(x) - len(x) % batch
+        self.batches = iter([x[i : i + batch] for i in range(0, n, batch)])
 
     def get_next(self):
         b = next(self.batches, None)
@@ -236,10 +242,31 @@ class QuantizationResult:
     int8_bytes: int
     excluded_ops: list[str]
     residual_int8: list[str] = field(default_factory=list)
+    float_nodes: list[str] = field(default_factory=list)
 
     @property
     def size_ratio(self) -> float:
         return self.fp32_bytes / max(self.int8_bytes, 1)
+
+
+def _name_nodes(model) -> list[str]:
+    """Name every node ``n<index>_<op>`` (compaction strips names, and ONNX Runtime's
+    ``nodes_to_exclude`` matches by name: with empty names, excluding one node excluded
+    all); returns the names of the quantisable nodes, in graph order."""
+    for i, node in enumerate(model.graph.node):
+        node.name = f"n{i}_{node.op_type}"
+    return [n.name for n in model.graph.node if n.op_type in QUANTIZED_OPS]
+
+
+def quantizable_nodes(fp32_path: Path) -> list[str]:
+    """Names (as :func:`quantize_int8` sees them) of the Conv/MatMul/Gemm nodes, in graph order."""
+    import onnx
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    with tempfile.TemporaryDirectory() as tmp:
+        pre = Path(tmp) / "pre.onnx"
+        quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)
+        return _name_nodes(onnx.load(str(pre)))
 
 
 def quantize_int8(
@@ -248,6 +275,7 @@ def quantize_int8(
     out_path: Path,
     exclude_op_types: tuple[str, ...] = (),
     residual_min_elements: int = RESIDUAL_MIN_ELEMENTS,
+    float_nodes: tuple[str, ...] | list[str] = (),
 ) -> QuantizationResult:
     """Static int8 quantisation (QDQ, per-channel weights, percentile calibration).
 
@@ -263,6 +291,8 @@ def quantize_int8(
         out_path: int8 model path (written atomically).
         exclude_op_types: op types kept in float (e.g. ``("Softmax",)`` if they lose accuracy).
         residual_min_elements: see :func:`quantize_residual_weights` (0: keep them float).
+        float_nodes: nodes (names from :func:`quantizable_nodes`) whose activations stay
+            float; their weights are still stored int8 by the residual pass.
     """
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
@@ -273,10 +303,16 @@ def quantize_int8(
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)
         model = onnx.load(str(pre))
-        nodes_to_exclude = [n.name for n in model.graph.node if n.op_type in exclude_op_types]
+        known = set(_name_nodes(model))
+        unknown = sorted(set(float_nodes) - known)
+        if unknown:
+            raise ValueError(f"float_nodes {unknown} are not quantisable nodes of {fp32_path}")
+        nodes_to_exclude = [n.name for n in model.graph.node if n.op_type in exclude_op_types] + list(float_nodes)
+        named = Path(tmp) / "named.onnx"
+        onnx.save(model, str(named))
         staged = Path(tmp) / "int8.onnx"
         quantize_static(
-            str(pre),
+            str(named),
             str(staged),
             _Calibration(calibration_x),
             quant_format=QuantFormat.QDQ,
@@ -299,7 +335,67 @@ def quantize_int8(
         int8_bytes=out_path.stat().st_size,
         excluded_ops=sorted(set(exclude_op_types)),
         residual_int8=residual,
+        float_nodes=list(float_nodes),
     )
+
+
+def quantize_int8_guarded(
+    fp32_path: Path,
+    calibration_x: np.ndarray,
+    val_x: np.ndarray,
+    val_y: np.ndarray,
+    n_classes: int,
+    out_path: Path,
+    max_val_f1_drop: float,
+) -> tuple[QuantizationResult, dict]:
+    """:func:`quantize_int8`, keeping the first quantisable nodes' activations in float
+    until the int8 model loses at most ``max_val_f1_drop`` macro-F1 on *validation* windows.
+
+    Quantisation error compounds from the input onwards (on CMD-HAR/DSADS the stem and
+    encoder blocks account for almost all of it, the fusion and heads for almost none), so
+    the candidates are prefixes of the graph-ordered Conv/MatMul/Gemm nodes: the smallest
+    float prefix that meets the budget is found by bisection (about log2(#nodes) + 1
+    quantisations). Every weight stays int8-stored either way. Test windows are never used.
+
+    Returns the result for ``out_path`` and a report: fp32 and int8 validation macro-F1,
+    the float prefix length, and the drop for every prefix tried.
+    """
+    from components.evaluation.metrics import classification_metrics
+
+    def val_f1(path: Path) -> float:
+        return classification_metrics(val_y, onnx_logits(path, val_x).argmax(1), n_classes)["macro_f1"]
+
+    nodes = quantizable_nodes(fp32_path)
+    if len(val_x) == 0:  # nothing to judge by: quantise everything, and say so
+        res = quantize_int8(fp32_path, calibration_x, out_path)
+        report = {"val_fp32_macro_f1": None, "val_int8_f1_drop": None, "max_val_f1_drop": max_val_f1_drop}
+        return res, {**report, "float_prefix": 0, "quantizable_nodes": len(nodes), "tried": {}}
+    f1_fp32 = val_f1(fp32_path)
+    tried: dict[int, float] = {}
+
+    def attempt(k: int) -> QuantizationResult:
+        res = quantize_int8(fp32_path, calibration_x, out_path, float_nodes=nodes[:k])
+        tried[k] = f1_fp32 - val_f1(out_path)
+        return res
+
+    res, last = attempt(0), 0
+    if tried[0] > max_val_f1_drop:
+        lo, hi = 0, len(nodes)  # prefix lo fails; all-float activations (hi) is the fallback
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            res, last = attempt(mid), mid
+            lo, hi = (lo, mid) if tried[mid] <= max_val_f1_drop else (mid, hi)
+        if last != hi:
+            res, last = attempt(hi), hi
+    report = {
+        "val_fp32_macro_f1": f1_fp32,
+        "val_int8_f1_drop": tried[last],
+        "max_val_f1_drop": max_val_f1_drop,
+        "float_prefix": last,
+        "quantizable_nodes": len(nodes),
+        "tried": dict(sorted(tried.items())),
+    }
+    return res, report
 
 
 def float_ops(int8_path: Path) -> list[str]:

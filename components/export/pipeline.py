@@ -19,12 +19,23 @@ from components.export.onnx_export import (
     latency_ms,
     onnx_logits,
     quantize_int8,
+    quantize_int8_guarded,
 )
 from components.training.trained import TrainedModel
 
 
-def export_and_measure(trained: TrainedModel, split: SplitWindows, calibration_windows: int = 1024) -> ExportedModel:
-    """ONNX fp32 (standardisation inside the graph) + int8 QDQ, measured on the test split."""
+def export_and_measure(
+    trained: TrainedModel,
+    split: SplitWindows,
+    calibration_windows: int = 1024,
+    max_val_int8_f1_drop: float | None = 0.0025,
+) -> ExportedModel:
+    """ONNX fp32 (standardisation inside the graph) + int8 QDQ, measured on the test split.
+
+    With ``max_val_int8_f1_drop`` the leading layers whose int8 activations cost accuracy
+    stay float (:func:`quantize_int8_guarded`, judged on the validation split only);
+    ``None`` quantises every Conv/MatMul/Gemm.
+    """
     pre = trained.preprocessing
     wrapped = StandardizedModel(trained.model, pre["mean"], pre["std"]).eval()
     rng = np.random.default_rng(0)
@@ -33,7 +44,14 @@ def export_and_measure(trained: TrainedModel, split: SplitWindows, calibration_w
     with tempfile.TemporaryDirectory() as tmp:
         fp32, int8 = Path(tmp) / "model.onnx", Path(tmp) / "model.int8.onnx"
         parity = export_onnx(wrapped, test_x[:64], fp32)
-        quant = quantize_int8(fp32, split.train.x[calib_idx], int8)
+        calib_x = split.train.x[calib_idx]
+        selection = None
+        if max_val_int8_f1_drop is None:
+            quant = quantize_int8(fp32, calib_x, int8)
+        else:
+            quant, selection = quantize_int8_guarded(
+                fp32, calib_x, split.val.x, split.val.y, split.val.n_classes, int8, max_val_int8_f1_drop
+            )
         f1 = {}
         for name, path in (("fp32", fp32), ("int8", int8)):
             pred = onnx_logits(path, test_x).argmax(1)
@@ -54,6 +72,14 @@ def export_and_measure(trained: TrainedModel, split: SplitWindows, calibration_w
             "quantized_op_types": ",".join(QUANTIZED_OPS) + " (constant weights)",
             "float_op_types": ",".join(float_ops(int8)),
             "residual_int8_initializers": len(quant.residual_int8),
+            "float_activation_nodes": len(quant.float_nodes),
             "opset": OPSET,
         }
+        if selection is not None:
+            report.update(
+                int8_val_f1_drop=selection["val_int8_f1_drop"],
+                int8_val_max_f1_drop=selection["max_val_f1_drop"],
+                quantizable_nodes=selection["quantizable_nodes"],
+                float_prefix_tried=", ".join(f"{k}: {v:.4f}" for k, v in selection["tried"].items()) or "-",
+            )
         return ExportedModel(fp32=fp32.read_bytes(), int8=int8.read_bytes(), preprocessing=dict(pre), report=report)
