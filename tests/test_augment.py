@@ -24,6 +24,14 @@ def _physical(x: torch.Tensor, std: Standardizer) -> torch.Tensor:
     return x * torch.tensor(std.std)[:, None] + torch.tensor(std.mean)[:, None]
 
 
+def _augmented(ws, std: Standardizer, n: int, seed: int, rotation_deg: float, gain_std: float):
+    """The first ``n`` windows before and after augmentation, both in physical units."""
+    x = torch.from_numpy(ws.x[:n])
+    torch.manual_seed(seed)
+    y = SensorAugment(ws.channel_names, std.mean, std.std, rotation_deg, gain_std)(x)
+    return _physical(x, std), _physical(y, std)
+
+
 def test_triads_follow_dsads_channel_names(dsads_small_windows):
     triads = find_triads(dsads_small_windows.channel_names)
     assert triads.units == ["torso", "right_arm", "left_arm", "right_leg", "left_leg"]
@@ -49,10 +57,7 @@ def test_random_rotations_are_rotations_within_the_angle():
 
 def test_rotation_turns_each_unit_rigidly_in_physical_units(dsads_standardised):
     ws, std = dsads_standardised
-    x = torch.from_numpy(ws.x[:32])
-    torch.manual_seed(1)
-    y = SensorAugment(ws.channel_names, std.mean, std.std, rotation_deg=45.0, gain_std=0.0)(x)
-    px, py = _physical(x, std), _physical(y, std)
+    px, py = _augmented(ws, std, 32, seed=1, rotation_deg=45.0, gain_std=0.0)
     triads = find_triads(ws.channel_names)
     assert not torch.allclose(px, py, atol=1e-3)
     for tri in triads.channels:  # a rotation keeps every triad's magnitude (e.g. |gravity|)
@@ -68,13 +73,11 @@ def test_rotation_turns_each_unit_rigidly_in_physical_units(dsads_standardised):
 
 def test_gain_scales_triads_and_nothing_else_changes(dsads_standardised):
     ws, std = dsads_standardised
-    x = torch.from_numpy(ws.x[:16])
-    torch.manual_seed(2)
-    y = SensorAugment(ws.channel_names, std.mean, std.std, rotation_deg=0.0, gain_std=0.2)(x)
-    px, py = _physical(x, std), _physical(y, std)
+    px, py = _augmented(ws, std, 16, seed=2, rotation_deg=0.0, gain_std=0.2)
     for tri in find_triads(ws.channel_names).channels:
         ratio = py[:, tri] / px[:, tri]  # one factor per window and triad
         assert torch.allclose(ratio, ratio[:, :1, :1].expand_as(ratio), rtol=1e-3, atol=1e-3)
+    x = torch.from_numpy(ws.x[:16])
     assert torch.equal(SensorAugment(ws.channel_names, std.mean, std.std, 0.0, 0.0)(x), x)
 
 
