@@ -24,6 +24,8 @@ def test_export_report_is_honest(exported_small):
     assert r["size_ratio"] == pytest.approx(r["fp32_bytes"] / r["int8_bytes"])
     assert r["size_ratio"] > 1.5  # compacted int8 QDQ; the 3x gate is checked at promotion, not faked here
     assert "Softmax" in r["float_op_types"] or "Relu" in r["float_op_types"]
+    assert all(v is not None for v in r.values())  # BentoML metadata and MLflow take no None
+    assert r["float_activation_nodes"] == 0 and "no validation windows" in r["float_prefix_tried"]
 
 
 def test_bundle_contents_and_verify(small_bundle):

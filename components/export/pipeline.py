@@ -75,11 +75,13 @@ def export_and_measure(
             "float_activation_nodes": len(quant.float_nodes),
             "opset": OPSET,
         }
-        if selection is not None:
+        if selection is not None and selection["val_int8_f1_drop"] is None:
+            report["float_prefix_tried"] = "- (no validation windows: every Conv/MatMul/Gemm quantised)"
+        elif selection is not None:  # report values stay numbers/strings (BentoML metadata takes no None)
             report.update(
                 int8_val_f1_drop=selection["val_int8_f1_drop"],
                 int8_val_max_f1_drop=selection["max_val_f1_drop"],
                 quantizable_nodes=selection["quantizable_nodes"],
-                float_prefix_tried=", ".join(f"{k}: {v:.4f}" for k, v in selection["tried"].items()) or "-",
+                float_prefix_tried=", ".join(f"{k}: {v:.4f}" for k, v in selection["tried"].items()),
             )
         return ExportedModel(fp32=fp32.read_bytes(), int8=int8.read_bytes(), preprocessing=dict(pre), report=report)
