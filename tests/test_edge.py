@@ -191,3 +191,23 @@ def test_int8_guard_keeps_leading_layers_float_only_when_validation_asks(exporte
     assert len(rep["tried"]) <= 2 + int(np.ceil(np.log2(len(nodes))))  # bisection, not a sweep
     assert res.float_nodes == nodes and _quantize_linear_count(res.path) == 0
     assert res.size_ratio > 1.5  # the weights are still stored int8
+
+
+@pytest.mark.parametrize("kind", ["parent", "absolute", "symlink"])
+def test_bundle_archive_with_unsafe_members_is_refused(small_bundle, tmp_path, kind):
+    """Members outside the bundle folder or links are refused on every Python 3.11 release
+    (``extractall(filter=...)`` only exists from 3.11.4)."""
+    import io
+    import tarfile
+
+    archive = tmp_path / "evil.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(small_bundle, arcname="test-v1")
+        info = tarfile.TarInfo({"parent": "test-v1/../../evil", "absolute": "/tmp/evil"}.get(kind, "test-v1/link"))
+        if kind == "symlink":
+            info.type, info.linkname = tarfile.SYMTYPE, "/etc/passwd"
+            tar.addfile(info)
+        else:
+            tar.addfile(info, io.BytesIO(b""))
+    with pytest.raises(BundleError, match="is not a plain file or folder inside the bundle"):
+        verify_bundle(archive)

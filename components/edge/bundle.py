@@ -101,6 +101,20 @@ def _tar_bytes(folder: Path) -> bytes:
     return gzip.compress(raw.getvalue(), mtime=0)
 
 
+def _extract_plain_members(tar: tarfile.TarFile, dest: str) -> None:
+    """Extract only plain files and folders below ``dest``: no absolute paths, no ``..``,
+    no links or devices. Python >= 3.11.4 / 3.12 has this as ``filter="data"``; older 3.11
+    releases lack the argument, so the members are checked here on every version."""
+    for member in tar.getmembers():
+        parts = Path(member.name).parts
+        if Path(member.name).is_absolute() or ".." in parts or not (member.isfile() or member.isdir()):
+            raise BundleError(f"bundle member {member.name!r} is not a plain file or folder inside the bundle")
+    if hasattr(tarfile, "data_filter"):
+        tar.extractall(dest, filter="data")
+    else:  # pragma: no cover - Python < 3.11.4 (checked above instead)
+        tar.extractall(dest)  # noqa: S202 - every member was checked above
+
+
 def open_bundle(path: Path | str) -> tuple[Path, tempfile.TemporaryDirectory | None]:
     """A bundle folder from a folder or a ``.tar.gz`` (extracted to a temp dir the caller keeps)."""
     path = Path(path)
@@ -113,7 +127,10 @@ def open_bundle(path: Path | str) -> tuple[Path, tempfile.TemporaryDirectory | N
     tmp = tempfile.TemporaryDirectory(prefix="har-bundle-")
     try:
         with tarfile.open(path, "r:gz") as tar:
-            tar.extractall(tmp.name, filter="data")  # refuses absolute paths, links out, devices
+            _extract_plain_members(tar, tmp.name)
+    except BundleError:
+        tmp.cleanup()
+        raise
     except (tarfile.TarError, OSError, EOFError) as e:
         tmp.cleanup()
         raise BundleError(f"{path}: not a readable .tar.gz bundle ({e})") from e
