@@ -612,16 +612,7 @@ def run_benchmark(
             "code_sha256": code_fingerprint(),
         }
         ledger = Ledger(Path(settings.ledger), settings.dataset, settings.protocol, fingerprint)
-        # a record counts only for the very same fold (its train/val/test subjects), so runs
-        # restricted to some folds (--folds) add to the same ledger as the full run
-        by_name = {f.name: f for f in folds}
-        done = {
-            key: rec
-            for key, rec in ledger.load().items()
-            if key[1] in by_name
-            and (rec["train_subjects"], rec["val_subjects"], rec["test_subjects"])
-            == (list(by_name[key[1]].train), list(by_name[key[1]].val), list(by_name[key[1]].test))
-        }
+        done = ledger.load(folds)
         ledger_provenance = {"git": git_info(), "environment": environment_info(device)}
     t_train = time.time()
     start_deadline = t_train + settings.time_budget_s if settings.time_budget_s else None
@@ -658,14 +649,16 @@ def run_benchmark(
             for f in folds
         ]
         n_total = len(tasks)
-        reused = [done[key] for key in ((t["model"], t["fold"]["name"], t["seed"]) for t in tasks) if key in done]
-        tasks = [t for t in tasks if (t["model"], t["fold"]["name"], t["seed"]) not in done]
+        keys = [(t["model"], t["fold"]["name"], t["seed"]) for t in tasks]
+        reused = [done[k] for k in keys if k in done]
+        tasks = [t for t, k in zip(tasks, keys, strict=True) if k not in done]
         for rec in reused:
             records[rec["model"]].append({**rec, "from_ledger": True})
         if ledger is not None:
             log(f"ledger {ledger.dir}: {len(reused)} of {n_total} trainings already done, {len(tasks)} to run")
-            if not done and ledger.other_fingerprints():
-                log(f"  (records for other code or settings, not used: {', '.join(ledger.other_fingerprints())})")
+            others = [] if done else ledger.other_fingerprints()
+            if others:
+                log(f"  (records for other code or settings, not used: {', '.join(others)})")
         log(
             f"{len(tasks)} tasks to run ({len(names)} models x {len(folds)} folds x {settings.seeds} seeds "
             f"= {n_total}), "

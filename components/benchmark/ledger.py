@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -77,8 +78,15 @@ class Ledger:
     def _name(model: str, fold: str, seed: int) -> str:
         return f"{model}__{fold}__seed{seed}.json"
 
-    def load(self) -> dict[tuple[str, str, int], dict[str, Any]]:
-        """``(model, fold, seed) -> record`` for every usable record already in the ledger."""
+    def load(self, folds: Iterable[Any] | None = None) -> dict[tuple[str, str, int], dict[str, Any]]:
+        """``(model, fold, seed) -> record`` for every usable record already in the ledger.
+
+        With ``folds`` (:class:`components.data.splitting.Fold`), only records of a fold with
+        the same name *and* the same train/val/test subjects: runs restricted to some folds
+        (``--folds``) add to the same ledger as the full run, and a fold name never stands in
+        for other subjects.
+        """
+        subjects = None if folds is None else {f.name: [list(f.train), list(f.val), list(f.test)] for f in folds}
         out: dict[tuple[str, str, int], dict[str, Any]] = {}
         if not self.dir.is_dir():
             return out
@@ -87,7 +95,13 @@ class Ledger:
                 rec = json.loads(path.read_text())
             except (OSError, json.JSONDecodeError) as exc:
                 raise ValueError(f"ledger record {path} is unreadable ({exc}); delete it to re-run that task") from exc
-            if _usable(rec) and path.name == self._name(rec["model"], rec["fold"], rec["seed"]):
+            if not _usable(rec) or path.name != self._name(rec["model"], rec["fold"], rec["seed"]):
+                continue
+            if subjects is None or subjects.get(rec["fold"]) == [
+                rec["train_subjects"],
+                rec["val_subjects"],
+                rec["test_subjects"],
+            ]:
                 out[(rec["model"], rec["fold"], rec["seed"])] = rec
         return out
 
