@@ -99,8 +99,8 @@ def run(
             for p in (path, path.with_suffix(".md")):
                 shutil.copy2(p, copy_to / p.name)
             if result.get("ledger"):  # the finished trainings travel back, to be committed and resumed
-                led = Path(result["ledger"]["dir"])
-                shutil.copytree(led, copy_to / "ledger" / led.name, dirs_exist_ok=True)
+                for led in map(Path, result["ledger"]["dirs"]):
+                    shutil.copytree(led, copy_to / "ledger" / led.name, dirs_exist_ok=True)
     print(f"total {time.time() - t0:.0f} s", flush=True)
     return failed
 

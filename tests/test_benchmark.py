@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -258,7 +259,7 @@ def test_ledger_resumes_a_partial_run_and_never_mixes_settings(dsads3, tmp_path,
     first, _ = run_benchmark(_cnn_loso(dsads3, tmp_path / "a", jobs=1, folds=["1", "2"], ledger=ledger), False, str)
     (folder,) = [p for p in ledger.iterdir() if p.is_dir()]
     assert sorted(p.name for p in folder.glob("cnn__*")) == ["cnn__loso-1__seed0.json", "cnn__loso-2__seed0.json"]
-    assert json.loads((folder / "fingerprint.json").read_text())["code_sha256"] == code_fingerprint()
+    assert json.loads((folder / "fingerprint.json").read_text())["code_sha256"] == code_fingerprint(model="cnn")
     assert ran == ["loso-1", "loso-2"] and first["ledger"]["reused"] == 0
 
     ran.clear()
@@ -290,8 +291,47 @@ def test_ledger_keeps_only_finished_trainings_and_tracks_the_code(tmp_path):
         led.load()
 
     repo = tmp_path / "repo"
-    (repo / "components" / "models").mkdir(parents=True)
-    (repo / "components" / "models" / "m.py").write_text("x = 1\n")
-    before = code_fingerprint(repo)
-    (repo / "components" / "models" / "m.py").write_text("x = 2\n")
-    assert code_fingerprint(repo) != before
+    models = repo / "components" / "models"
+    models.mkdir(parents=True)
+    for name in ("cmdhar", "tinyhar", "cnn", "deepconvlstm", "spec"):
+        (models / f"{name}.py").write_text("x = 1\n")
+    names = ("cmdhar", "cmdhar-no-attention", "tinyhar", "cnn", None)
+    before = {n: code_fingerprint(repo, model=n) for n in names}
+    assert before["cmdhar"] == before["cmdhar-no-attention"] != before["tinyhar"]  # ablations share cmdhar.py
+
+    (models / "tinyhar.py").write_text("x = 2\n")  # one model's own module: only that model re-runs
+    after = {n: code_fingerprint(repo, model=n) for n in names}
+    assert [n for n in names if after[n] != before[n]] == ["tinyhar", None]
+    (models / "spec.py").write_text("x = 2\n")  # shared code: everything re-runs
+    assert all(code_fingerprint(repo, model=n) != after[n] for n in names)
+    with pytest.raises(KeyError, match="unknown model 'resnet'"):
+        code_fingerprint(repo, model="resnet")
+
+
+def test_ledger_keeps_a_model_s_records_when_another_model_s_code_changes(dsads3, tmp_path, monkeypatch):
+    """Editing TinyHAR's module must not throw away finished CNN trainings, editing CNN's must."""
+    import components.benchmark.ledger as ledger_module
+
+    repo = tmp_path / "repo"
+    for rel in ledger_module.CODE_PATHS:  # a copy of the scored code that this test may edit
+        src, dest = REPO_ROOT / rel, repo / rel
+        if src.is_dir():
+            shutil.copytree(src, dest, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest)
+    monkeypatch.setattr(ledger_module, "REPO_ROOT", repo)
+    ran: list[str] = []
+    real_run_task = harness.run_task
+    monkeypatch.setattr(harness, "run_task", lambda task: ran.append(task["model"]) or real_run_task(task))
+    settings = {"folds": ["1"], "jobs": 1, "ledger": tmp_path / "ledger"}
+
+    run_benchmark(_cnn_loso(dsads3, tmp_path / "a", **settings), False, str)
+    with (repo / "components" / "models" / "tinyhar.py").open("a") as f:
+        f.write("# an edit\n")
+    second, _ = run_benchmark(_cnn_loso(dsads3, tmp_path / "b", **settings), False, str)
+    assert ran == ["cnn"] and second["ledger"]["reused"] == 1
+    with (repo / "components" / "models" / "cnn.py").open("a") as f:
+        f.write("# an edit\n")
+    third, _ = run_benchmark(_cnn_loso(dsads3, tmp_path / "c", **settings), False, str)
+    assert ran == ["cnn", "cnn"] and third["ledger"]["reused"] == 0

@@ -476,8 +476,9 @@ def render_markdown(result: dict[str, Any]) -> str:
     if result.get("ledger"):
         led = result["ledger"]
         lines.append(
-            f"- resumed from the ledger `{led['dir']}`: {led['reused']} trainings from earlier runs (each record "
-            f"names its own commit and machine), {led['ran']} run now"
+            f"- resumed from the ledger `{led['root']}` ({', '.join(Path(d).name for d in led['dirs'])}): "
+            f"{led['reused']} trainings from earlier runs (each record names its own commit and machine), "
+            f"{led['ran']} run now"
         )
     lines += [
         "",
@@ -551,6 +552,36 @@ def _resolve_folds(settings: BenchmarkSettings, subjects: list[str]):
     return folds
 
 
+def _open_ledgers(
+    settings: BenchmarkSettings, names: list[str], windows_sha256: str, folds: list[Any]
+) -> tuple[dict[str, Any], dict[tuple[str, str, int], dict[str, Any]]]:
+    """One :class:`~components.benchmark.ledger.Ledger` per model fingerprint, and the records
+    already in them: ``(model -> ledger, (model, fold, seed) -> record)``."""
+    from components.benchmark.ledger import Ledger, code_fingerprint, code_scope
+
+    base = {
+        "dataset": settings.dataset,
+        "protocol": settings.protocol,
+        "windows_sha256": windows_sha256,
+        "epochs": settings.epochs,
+        "patience": settings.patience,
+        **settings.trainer_settings(),
+    }
+    by_digest: dict[str, Any] = {}
+    ledgers: dict[str, Any] = {}
+    for n in names:
+        fingerprint = {**base, "code_sha256": code_fingerprint(model=n), "code_excludes": code_scope(n)}
+        led = Ledger(Path(settings.ledger), settings.dataset, settings.protocol, fingerprint)
+        ledgers[n] = by_digest.setdefault(led.digest, led)
+    done = {
+        key: rec
+        for led in by_digest.values()
+        for key, rec in led.load(folds).items()
+        if ledgers.get(key[0]) is led  # a record counts only in its own model's folder
+    }
+    return ledgers, done
+
+
 def run_benchmark(
     settings: BenchmarkSettings,
     progress: bool = True,
@@ -598,21 +629,10 @@ def run_benchmark(
     # task threads share this process: one torch thread each (the GPU does the work)
     threads = 1 if executor == "threads" else max(1, (os.cpu_count() or 1) // settings.jobs)
     windows_sha256 = windows_hash(windows)
-    ledger, done = None, {}
+    ledgers: dict[str, Any] = {}  # model -> its Ledger (models with one fingerprint share one)
+    done: dict[tuple[str, str, int], dict[str, Any]] = {}
     if settings.ledger:
-        from components.benchmark.ledger import Ledger, code_fingerprint
-
-        fingerprint = {
-            "dataset": settings.dataset,
-            "protocol": settings.protocol,
-            "windows_sha256": windows_sha256,
-            "epochs": settings.epochs,
-            "patience": settings.patience,
-            **settings.trainer_settings(),
-            "code_sha256": code_fingerprint(),
-        }
-        ledger = Ledger(Path(settings.ledger), settings.dataset, settings.protocol, fingerprint)
-        done = ledger.load(folds)
+        ledgers, done = _open_ledgers(settings, names, windows_sha256, folds)
         ledger_provenance = {"git": git_info(), "environment": environment_info(device)}
     t_train = time.time()
     start_deadline = t_train + settings.time_budget_s if settings.time_budget_s else None
@@ -654,11 +674,15 @@ def run_benchmark(
         tasks = [t for t, k in zip(tasks, keys, strict=True) if k not in done]
         for rec in reused:
             records[rec["model"]].append({**rec, "from_ledger": True})
-        if ledger is not None:
-            log(f"ledger {ledger.dir}: {len(reused)} of {n_total} trainings already done, {len(tasks)} to run")
-            others = [] if done else ledger.other_fingerprints()
-            if others:
-                log(f"  (records for other code or settings, not used: {', '.join(others)})")
+        if ledgers:
+            folders = sorted({led.dir.name for led in ledgers.values()})
+            log(
+                f"ledger {settings.ledger} ({', '.join(folders)}): {len(reused)} of {n_total} trainings "
+                f"already done, {len(tasks)} to run"
+            )
+            others = sorted({o for led in ledgers.values() for o in led.other_fingerprints()} - set(folders))
+            if others and not done:
+                log(f"  (other folders for this dataset and protocol, not used: {', '.join(others)})")
         log(
             f"{len(tasks)} tasks to run ({len(names)} models x {len(folds)} folds x {settings.seeds} seeds "
             f"= {n_total}), "
@@ -674,8 +698,8 @@ def run_benchmark(
 
         def collect(rec: dict[str, Any]) -> None:
             records[rec["model"]].append(rec)
-            if ledger is not None:
-                ledger.save(rec, ledger_provenance)
+            if rec["model"] in ledgers:
+                ledgers[rec["model"]].save(rec, ledger_provenance)
             key = {k: rec.get(k) for k in ("model", "fold", "seed")}
             if "skipped" in rec:
                 skipped.append(key)
@@ -804,8 +828,14 @@ def run_benchmark(
         "skipped": skipped,
         "truncated": truncated,
         "ledger": None
-        if ledger is None
-        else {"dir": str(ledger.dir), "fingerprint_sha256": ledger.digest, "reused": len(reused), "ran": len(tasks)},
+        if not ledgers
+        else {
+            "root": str(settings.ledger),
+            "dirs": sorted({str(led.dir) for led in ledgers.values()}),
+            "fingerprint_sha256": {n: led.digest for n, led in ledgers.items()},
+            "reused": len(reused),
+            "ran": len(tasks),
+        },
         "created_unix": time.time(),
         "duration_s": time.time() - t_start,
         "command": " ".join(sys.argv),

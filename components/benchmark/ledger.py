@@ -7,13 +7,16 @@ fingerprint only trains what is missing; the result file is built from all recor
 named as a full-protocol result only once nothing is missing.
 
 The fingerprint is everything that decides a record's numbers: dataset windows (content
-hash), trainer settings, and the source of the code that trains and scores (``CODE_PATHS``);
-a record is reused only for a fold with the same train/validation/test subjects. Records
-made under another fingerprint live in another subfolder and are never mixed in.
+hash), trainer settings, and the source of the code that trains and scores (``CODE_PATHS``)
+less the other models' own modules, so an edit to ``tinyhar.py`` re-runs TinyHAR only while
+an edit to the trainer re-runs everything (the CMD-HAR ablations share ``cmdhar.py``, hence
+one fingerprint). A record is reused only for a fold with the same train/validation/test
+subjects. Records made under another fingerprint live in another subfolder and are never
+mixed in.
 Trainings cut short by a time budget, skipped or failed are not kept, so a resumed run
 trains them again from the start.
 
-Layout::
+Layout (one folder per fingerprint; a run over several models uses one per model family)::
 
     <ledger>/<dataset>-<protocol>-<fingerprint[:12]>/fingerprint.json
     <ledger>/<dataset>-<protocol>-<fingerprint[:12]>/<model>__<fold>__seed<k>.json
@@ -42,13 +45,35 @@ CODE_PATHS = (
 )
 
 
-def code_fingerprint(repo: Path = REPO_ROOT) -> str:
-    """sha256 over the relative paths and bytes of every ``.py`` file under ``CODE_PATHS``."""
+def model_module_paths() -> dict[str, str]:
+    """Registry name -> repo-relative path of the module that defines that model."""
+    from components.models.registry import _REGISTRY  # name -> (module, class, switches, modulation)
+
+    return {name: entry[0].replace(".", "/") + ".py" for name, entry in _REGISTRY.items()}
+
+
+def code_scope(model: str) -> list[str]:
+    """The other models' own modules, left out of ``model``'s code fingerprint."""
+    own = model_module_paths()
+    if model not in own:
+        raise KeyError(f"unknown model {model!r}; known: {', '.join(own)}")
+    return sorted(set(own.values()) - {own[model]})
+
+
+def code_fingerprint(repo: Path | None = None, model: str | None = None) -> str:
+    """sha256 over the relative paths and bytes of every ``.py`` file under ``CODE_PATHS``.
+
+    With ``model``, the other registered models' modules (:func:`code_scope`) are left out.
+    """
+    repo = REPO_ROOT if repo is None else repo  # looked up per call: tests point it at a copy
+    skip = set(code_scope(model)) if model else set()
     h = hashlib.sha256()
     for rel in CODE_PATHS:
         root = repo / rel
         files = sorted(root.rglob("*.py")) if root.is_dir() else [root] if root.exists() else []
         for f in files:
+            if f.relative_to(repo).as_posix() in skip:
+                continue
             h.update(str(f.relative_to(repo)).encode())
             h.update(b"\0")
             h.update(f.read_bytes())
