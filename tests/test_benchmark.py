@@ -26,7 +26,7 @@ from components.benchmark.efficiency import (
     onnx_parity,
 )
 from components.benchmark.harness import BenchmarkSettings, run_benchmark
-from components.benchmark.ledger import Ledger, code_fingerprint
+from components.benchmark.ledger import Ledger, code_fingerprint, ledger_status
 from components.data.importers import import_dataset
 from components.models.registry import build_model
 from components.models.spec import InputSpec
@@ -335,3 +335,17 @@ def test_ledger_keeps_a_model_s_records_when_another_model_s_code_changes(dsads3
         f.write("# an edit\n")
     third, _ = run_benchmark(_cnn_loso(dsads3, tmp_path / "c", **settings), False, str)
     assert ran == ["cnn", "cnn"] and third["ledger"]["reused"] == 0
+
+    # `har benchmark --status`: the folder from before the CNN edit is stale, the new one current
+    rows = ledger_status(settings["ledger"])
+    assert sorted((r["model"], r["current"], r["n_records"], r["n_subjects"]) for r in rows) == [
+        ("cnn", False, 1, 3),
+        ("cnn", True, 1, 3),
+    ]
+    app = typer.Typer()
+    app.command()(benchmark)
+    res = CliRunner().invoke(app, ["--status", "--ledger", str(settings["ledger"])])
+    assert res.exit_code == 0, res.output
+    table = [line for line in res.output.splitlines() if line.startswith("| dsads | loso | cnn |")]
+    assert sorted(line.split(" | ")[4] for line in table) == ["current", "stale"]
+    assert all("| 1 of 3 |" in line for line in table)

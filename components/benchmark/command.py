@@ -14,6 +14,8 @@ import typer
 
 from components.benchmark.harness import BASELINES, PROTOCOL_TRAINER, BenchmarkSettings, run_benchmark
 
+DEFAULT_LEDGER = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "ledger"
+
 
 def _csv(value: str | None) -> list[str] | None:
     return [v.strip() for v in value.split(",") if v.strip()] if value else None
@@ -66,6 +68,12 @@ def benchmark(
     time_budget: float | None = typer.Option(
         None, "--time-budget", help="seconds: start no task after this (tasks not run make the run partial)"
     ),
+    status: bool = typer.Option(
+        False,
+        "--status",
+        help="print what the ledger (default benchmarks/results/ledger) holds - per model the finished folds, "
+        "their macro-F1 and whether the code is still current - and exit without training",
+    ),
 ) -> None:
     """Benchmark models cross-subject and write <out>/<dataset>-<protocol>.json and .md.
 
@@ -101,6 +109,7 @@ def benchmark(
         executor: how tasks run in parallel (see ``jobs``).
         time_budget: seconds after which no task starts (running ones are cut at 1.25x).
         ledger: folder of finished trainings to resume from and add to.
+        status: only print the ledger's contents (:func:`~components.benchmark.ledger.ledger_status`).
 
     Raises:
         typer.Exit: code 1 if the configuration is invalid or any task failed (the
@@ -109,6 +118,9 @@ def benchmark(
     from rich.console import Console
 
     console = Console(stderr=True)
+    if status:
+        _print_status(ledger or DEFAULT_LEDGER)
+        return
     settings = BenchmarkSettings(
         dataset=dataset,
         protocol=protocol,
@@ -153,6 +165,17 @@ def benchmark(
     if result["failures"]:
         console.print(f"[bold red]{len(result['failures'])} task(s) failed[/] (listed in the results)")
         raise typer.Exit(1)
+
+
+def _print_status(root: Path) -> None:
+    from components.benchmark.ledger import ledger_status, render_status
+
+    rows = ledger_status(root)
+    if not rows:
+        typer.echo(f"no finished trainings under {root}")
+        return
+    typer.echo(f"ledger {root} ('stale': recorded under other code; a run now would train those again)\n")
+    typer.echo(render_status(rows))
 
 
 def main() -> None:

@@ -146,3 +146,66 @@ class Ledger:
         kept = {**rec, "ledger": {**provenance, "saved_unix": time.time()}}
         atomic_write_text(self.dir / self._name(rec["model"], rec["fold"], rec["seed"]), json.dumps(kept, indent=1))
         return True
+
+
+def ledger_status(root: Path) -> list[dict[str, Any]]:
+    """What a ledger holds: one row per (folder, model) with its finished folds.
+
+    ``current`` says whether the folder's fingerprint still matches this checkout's code for
+    that model (a run with the same data and settings would reuse the records); ``n_subjects``
+    is the number of subjects the records cover (the number of folds a full LOSO needs).
+    """
+    rows: list[dict[str, Any]] = []
+    folders = sorted(p for p in Path(root).iterdir() if (p / "fingerprint.json").is_file()) if root.is_dir() else []
+    known = model_module_paths()
+    for folder in folders:
+        fp = json.loads((folder / "fingerprint.json").read_text())
+        by_model: dict[str, list[dict[str, Any]]] = {}
+        for path in sorted(folder.glob("*__*__seed*.json")):
+            rec = json.loads(path.read_text())
+            if _usable(rec):
+                by_model.setdefault(rec["model"], []).append(rec)
+        for model, recs in by_model.items():
+            current = (
+                model in known
+                and fp.get("code_excludes") == code_scope(model)
+                and fp.get("code_sha256") == code_fingerprint(model=model)
+            )
+            subjects = {s for r in recs for key in ("train_subjects", "val_subjects", "test_subjects") for s in r[key]}
+            f1 = {f"{r['fold']}/seed{r['seed']}": r["metrics"]["macro_f1"] for r in recs}
+            rows.append(
+                {
+                    "folder": folder.name,
+                    "dataset": fp.get("dataset"),
+                    "protocol": fp.get("protocol"),
+                    "model": model,
+                    "current": bool(current),
+                    "n_records": len(recs),
+                    "n_subjects": len(subjects),
+                    "macro_f1_mean": sum(f1.values()) / len(f1),
+                    "macro_f1": dict(sorted(f1.items(), key=lambda kv: _fold_order(kv[0]))),
+                }
+            )
+    return rows
+
+
+def _fold_order(key: str) -> tuple[int, str]:
+    fold = key.split("/")[0]
+    tail = fold.rsplit("-", 1)[-1]
+    return (int(tail), key) if tail.isdigit() else (0, key)
+
+
+def render_status(rows: list[dict[str, Any]]) -> str:
+    """Markdown table of :func:`ledger_status` rows."""
+    lines = [
+        "| dataset | protocol | model | folder | code | records | mean macro-F1 (these folds) | per fold |",
+        "|---|---|---|---|---|---:|---:|---|",
+    ]
+    for r in rows:
+        folds = ", ".join(f"{k.split('/')[0].removeprefix('loso-')}: {v:.3f}" for k, v in r["macro_f1"].items())
+        of = f" of {r['n_subjects']}" if r["protocol"] == "loso" else ""
+        lines.append(
+            f"| {r['dataset']} | {r['protocol']} | {r['model']} | `{r['folder']}` | "
+            f"{'current' if r['current'] else 'stale'} | {r['n_records']}{of} | {r['macro_f1_mean']:.3f} | {folds} |"
+        )
+    return "\n".join(lines) + "\n"
