@@ -127,6 +127,16 @@ def test_loso_parallel_jobs2(dsads3, tmp_path):
         assert r["test_subjects"] == [r["fold"].split("-")[1]]
         assert not set(r["test_subjects"]) & (set(r["train_subjects"]) | set(r["val_subjects"]))
 
+    # the report: per-class F1 averaged over the runs, a per-fold table and the summary figure
+    per_class = result["models"]["cnn"]["per_class_f1_mean"]
+    assert sorted(per_class) == sorted(LABELS)  # classes absent from the test subjects are left out
+    first = runs[0]["metrics"]["label_names"][0]
+    assert per_class[first] == pytest.approx(np.mean([r["metrics"]["per_class_f1"][0] for r in runs]))
+    md = path.with_suffix(".md").read_text()
+    assert "| model | 1/s0 | 1/s1 | 2/s0 | 2/s1 | 3/s0 | 3/s1 |" in md and f"| {first} | " in md
+    png = path.with_suffix(".png")
+    assert result["plot"] == png.name and png.read_bytes()[:4] == b"\x89PNG" and f"]({png.name})" in md
+
 
 def test_thread_executor_and_time_budget(dsads3, tmp_path):
     """The executor used on a GPU (tasks as threads of one process) gives the same

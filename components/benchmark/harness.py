@@ -398,6 +398,7 @@ def aggregate(name: str, records: list[dict[str, Any]], efficiency: dict[str, An
         out[f"{key}_mean"], out[f"{key}_std"] = mean, std
     out["train_seconds_mean"] = _mean_std([r["train_seconds"] for r in ok])[0]
     out["epochs_run_mean"] = _mean_std([r["epochs_run"] for r in ok])[0]
+    out["per_class_f1_mean"] = _per_class_mean([r["metrics"] for r in ok])
     missing = [r["missing_modality_macro_f1"] for r in ok if "missing_modality_macro_f1" in r]
     if missing:
         out["missing_modality_macro_f1_mean"] = {g: _mean_std([mm[g] for mm in missing])[0] for g in missing[0]}
@@ -442,6 +443,78 @@ def aggregate(name: str, records: list[dict[str, Any]], efficiency: dict[str, An
         key=lambda r: (r["fold"], r["seed"]),
     )
     return out
+
+
+def _per_class_mean(metrics: list[dict[str, Any]]) -> dict[str, float]:
+    """Class name -> F1 averaged over the runs whose test subjects have that class."""
+    sums: dict[str, list[float]] = {}
+    for m in metrics:
+        if "per_class_f1" not in m or "label_names" not in m:
+            continue
+        present = m.get("present") or [True] * len(m["label_names"])
+        for name, f1, here in zip(m["label_names"], m["per_class_f1"], present, strict=True):
+            if here:
+                sums.setdefault(name, []).append(f1)
+    return {name: sum(v) / len(v) for name, v in sums.items()}
+
+
+def _fold_key(fold: str, seed: int, seeds: int) -> str:
+    short = fold.removeprefix("loso-")
+    return short if seeds == 1 else f"{short}/s{seed}"
+
+
+def _per_fold_table(result: dict[str, Any]) -> list[str]:
+    """Markdown: test macro-F1 of every model on every fold (and seed)."""
+    seeds = result["settings"]["seeds"]
+    cells = {
+        n: {_fold_key(r["fold"], r["seed"], seeds): r["metrics"]["macro_f1"] for r in m["per_fold"]}
+        for n, m in result["models"].items()
+    }
+    cols = sorted({k for c in cells.values() for k in c}, key=lambda k: (len(k.split("/")[0]), k))
+    if len(cols) < 2:
+        return []
+    lines = ["", "Test macro-F1 per fold (column = test subject):", ""]
+    lines += ["| model | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
+    for n, c in cells.items():
+        lines.append(f"| {n} | " + " | ".join(_fmt(c.get(k)) for k in cols) + " |")
+    return lines
+
+
+def _per_class_table(result: dict[str, Any]) -> list[str]:
+    """Markdown: per-class F1 (mean over folds), one column per model."""
+    models = {n: m["per_class_f1_mean"] for n, m in result["models"].items() if m.get("per_class_f1_mean")}
+    if not models:
+        return []
+    classes = list(next(iter(models.values())))
+    lines = ["", "Per-class F1, mean over folds:", ""]
+    lines += ["| class | " + " | ".join(models) + " |", "|---|" + "---:|" * len(models)]
+    for c in classes:
+        lines.append(f"| {c} | " + " | ".join(_fmt(pc.get(c)) for pc in models.values()) + " |")
+    return lines
+
+
+def write_summary_plot(result: dict[str, Any], path: Path) -> Path | None:
+    """``<stem>.png``: per-fold macro-F1 and the per-class heatmap; None without matplotlib
+    (a bare GPU box) or without finished runs."""
+    try:
+        from components.evaluation.plots import plot_benchmark_summary
+    except ImportError:
+        return None
+    seeds = result["settings"]["seeds"]
+    per_fold = {
+        n: {_fold_key(r["fold"], r["seed"], seeds): r["metrics"]["macro_f1"] for r in m["per_fold"]}
+        for n, m in result["models"].items()
+        if m["per_fold"]
+    }
+    if not per_fold:
+        return None
+    per_class = {n: result["models"][n].get("per_class_f1_mean") or {} for n in per_fold}
+    ref = result["published_reference"]["datasets"].get(result["data"]["dataset"])
+    title = f"{result['data']['dataset']} / {result['protocol']['name']}" + (
+        "" if result["complete_protocol"] else " (smoke / partial)"
+    )
+    plot_benchmark_summary(per_fold, per_class, title=title, reference=ref, path=path)
+    return path
 
 
 def _fmt(v: Any, digits: int = 3) -> str:
@@ -506,6 +579,10 @@ def render_markdown(result: dict[str, Any]) -> str:
         lines += ["| model | " + " | ".join(f"no {g}" for g in groups) + " |", "|---|" + "---:|" * len(groups)]
         for n, mm in miss.items():
             lines.append(f"| {n} | " + " | ".join(_fmt(mm.get(g)) for g in groups) + " |")
+    lines += _per_fold_table(result)
+    if result.get("plot"):
+        lines += ["", f"![per-fold and per-class F1]({result['plot']})"]
+    lines += _per_class_table(result)
     ref = result["published_reference"]["datasets"].get(result["data"]["dataset"])
     if ref:
         lines += ["", f"Published reference ({result['published_reference']['source']}; different splits):", ""]
@@ -842,6 +919,8 @@ def run_benchmark(
     }
     stem = f"{settings.dataset}-{settings.protocol}" + ("" if complete else "-smoke")
     json_path = out_dir / f"{stem}.json"
+    plot = write_summary_plot(result, out_dir / f"{stem}.png")
+    result["plot"] = plot.name if plot else None
     atomic_write_text(json_path, json.dumps(result, indent=2, default=str))
     atomic_write_text(out_dir / f"{stem}.md", render_markdown(result))
     return result, json_path

@@ -15,6 +15,7 @@ _PLOT_NAMES = (
     "plot_per_class_f1",
     "plot_learning_curves",
     "plot_modality_balance",
+    "plot_benchmark_summary",
     "save_figure",
 )
 

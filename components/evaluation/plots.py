@@ -257,3 +257,56 @@ def plot_modality_balance(
     fig.suptitle(title)
     _maybe_save(fig, path)
     return fig
+
+
+# -- benchmark summary ---------------------------------------------------------------------
+
+
+def plot_benchmark_summary(
+    per_fold_f1: Mapping[str, Mapping[str, float]],
+    per_class_f1: Mapping[str, Mapping[str, float]],
+    title: str = "Cross-subject benchmark",
+    reference: Mapping[str, float] | None = None,
+    path: str | Path | None = None,
+) -> Figure:
+    """Left: each model's test macro-F1 per fold (dots) and mean (bar), published numbers as
+    dashed lines. Right: per-class F1 (mean over folds) as a class x model heatmap.
+
+    Args:
+        per_fold_f1: model -> fold label -> macro-F1.
+        per_class_f1: model -> class name -> mean F1 (classes in the order to draw).
+        title: figure title.
+        reference: published macro-F1 by name (drawn as horizontal lines).
+        path: also write the PNG here.
+    """
+    models = list(per_fold_f1)
+    classes = list(next(iter(per_class_f1.values()), {}))
+    fig, axes = _new_figure(6.0 + 0.9 * max(len(models), 2), max(4.0, 0.3 * len(classes) + 1.5), 1, 2)
+    ax, hm = axes[0]
+    rng = np.random.default_rng(0)  # jitter only, so overlapping folds stay visible
+    for i, m in enumerate(models):
+        vals = np.asarray(list(per_fold_f1[m].values()), dtype=np.float64)
+        if len(vals):
+            ax.bar(i, vals.mean(), color="tab:blue", alpha=0.35, width=0.6)
+            ax.scatter(i + rng.uniform(-0.15, 0.15, len(vals)), vals, s=14, color="tab:blue", zorder=3)
+            ax.text(i, min(vals.mean() + 0.015, 1.0), f"{vals.mean():.3f}", ha="center", fontsize=8)
+    for k, (name, v) in enumerate((reference or {}).items()):
+        ax.axhline(v, color=f"C{k + 1}", linestyle="--", linewidth=0.8, label=f"{name} {v:.3f}")
+    if reference:
+        ax.legend(fontsize=7, loc="lower left", title="published", title_fontsize=7)
+    ax.set_xticks(range(len(models)), models, rotation=30, ha="right", fontsize=8)
+    lows = [min(v.values()) for v in per_fold_f1.values() if v]
+    ax.set_ylim(max(0.0, min(lows, default=0.0) - 0.05), 1.0)
+    ax.set_ylabel("test macro-F1 (one dot per fold)")
+    ax.set_title(title, fontsize=10)
+    grid = np.array([[per_class_f1[m].get(c, np.nan) for m in per_class_f1] for c in classes], dtype=np.float64)
+    if grid.size:
+        hm.imshow(grid, vmin=0.0, vmax=1.0, cmap="RdYlGn", aspect="auto")
+        for (r, c), v in np.ndenumerate(grid):
+            if np.isfinite(v):
+                hm.text(c, r, f"{v:.2f}", ha="center", va="center", fontsize=7)
+        hm.set_xticks(range(len(per_class_f1)), list(per_class_f1), rotation=30, ha="right", fontsize=8)
+        hm.set_yticks(range(len(classes)), [_pretty(c) for c in classes], fontsize=8)
+    hm.set_title("per-class F1, mean over folds", fontsize=10)
+    _maybe_save(fig, path)
+    return fig
