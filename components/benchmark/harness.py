@@ -463,14 +463,21 @@ def _fold_key(fold: str, seed: int, seeds: int) -> str:
     return short if seeds == 1 else f"{short}/s{seed}"
 
 
-def _per_fold_table(result: dict[str, Any]) -> list[str]:
-    """Markdown: test macro-F1 of every model on every fold (and seed)."""
+def _per_fold_f1(result: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Model -> fold label (test subject, ``/s<seed>`` with several seeds) -> test macro-F1."""
     seeds = result["settings"]["seeds"]
-    cells = {
+    return {
         n: {_fold_key(r["fold"], r["seed"], seeds): r["metrics"]["macro_f1"] for r in m["per_fold"]}
         for n, m in result["models"].items()
     }
-    cols = sorted({k for c in cells.values() for k in c}, key=lambda k: (len(k.split("/")[0]), k))
+
+
+def _per_fold_table(result: dict[str, Any]) -> list[str]:
+    """Markdown: test macro-F1 of every model on every fold (and seed)."""
+    from components.benchmark.ledger import fold_order
+
+    cells = _per_fold_f1(result)
+    cols = sorted({k for c in cells.values() for k in c}, key=fold_order)
     if len(cols) < 2:
         return []
     lines = ["", "Test macro-F1 per fold (column = test subject):", ""]
@@ -500,12 +507,7 @@ def write_summary_plot(result: dict[str, Any], path: Path) -> Path | None:
         from components.evaluation.plots import plot_benchmark_summary
     except ImportError:
         return None
-    seeds = result["settings"]["seeds"]
-    per_fold = {
-        n: {_fold_key(r["fold"], r["seed"], seeds): r["metrics"]["macro_f1"] for r in m["per_fold"]}
-        for n, m in result["models"].items()
-        if m["per_fold"]
-    }
+    per_fold = {n: f1 for n, f1 in _per_fold_f1(result).items() if f1}
     if not per_fold:
         return None
     per_class = {n: result["models"][n].get("per_class_f1_mean") or {} for n in per_fold}

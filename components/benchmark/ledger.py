@@ -156,7 +156,7 @@ def ledger_status(root: Path) -> list[dict[str, Any]]:
     is the number of subjects the records cover (the number of folds a full LOSO needs).
     """
     rows: list[dict[str, Any]] = []
-    folders = sorted(p for p in Path(root).iterdir() if (p / "fingerprint.json").is_file()) if root.is_dir() else []
+    folders = sorted(p for p in root.iterdir() if (p / "fingerprint.json").is_file()) if root.is_dir() else []
     known = model_module_paths()
     for folder in folders:
         fp = json.loads((folder / "fingerprint.json").read_text())
@@ -183,13 +183,14 @@ def ledger_status(root: Path) -> list[dict[str, Any]]:
                     "n_records": len(recs),
                     "n_subjects": len(subjects),
                     "macro_f1_mean": sum(f1.values()) / len(f1),
-                    "macro_f1": dict(sorted(f1.items(), key=lambda kv: _fold_order(kv[0]))),
+                    "macro_f1": dict(sorted(f1.items(), key=lambda kv: fold_order(kv[0]))),
                 }
             )
     return rows
 
 
-def _fold_order(key: str) -> tuple[int, str]:
+def fold_order(key: str) -> tuple[int, str]:
+    """Sort key for fold labels (``loso-10/seed0``, ``10/s0``, ``holdout``): by test subject number."""
     fold = key.split("/")[0]
     tail = fold.rsplit("-", 1)[-1]
     return (int(tail), key) if tail.isdigit() else (0, key)
