@@ -1,4 +1,4 @@
-"""Choose the training augmentation on validation subjects only (DSADS test subject 8 never loaded).
+"""Choose CMD-HAR's training settings on validation subjects only (DSADS test subject 8 never loaded).
 
 For each variant and each inner split (validation subject 7 = the holdout split's own
 validation subject, or 6), CMD-HAR is trained on the other DSADS subjects 1-7 with the
@@ -9,16 +9,24 @@ modality dropout 0.1, one CPU thread per run) and its best validation macro-F1 i
     -> benchmarks/results/augment-selection.json (one record per run under .../augment-selection/)
 
 A run whose record already exists is not repeated, so the script can be resumed.
+
+Variants: the augmentation settings of session 3 (``none``, ``rot30``, ``rot60``, the last
+adopted), and two design candidates tried after the LOSO ablation (neither adopted):
+``rot60-nodis`` (disentanglement loss weights 0) and ``grav60`` (each unit rotated about its
+window's gravity direction instead of a random axis; :class:`GravityAxisAugment` lives here,
+not in the trainer, because it was not adopted).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from unittest.mock import patch
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
@@ -28,8 +36,61 @@ VARIANTS = {
     "none": {"augment_rotation_deg": 0.0, "augment_gain_std": 0.0},
     "rot30": {"augment_rotation_deg": 30.0, "augment_gain_std": 0.1},
     "rot60": {"augment_rotation_deg": 60.0, "augment_gain_std": 0.1},
+    # design candidates after the LOSO ablation: rot60 without the disentanglement losses ...
+    "rot60-nodis": {"augment_rotation_deg": 60.0, "augment_gain_std": 0.1, "w_sim": 0.0, "w_diff": 0.0, "w_recon": 0.0},
+    # ... and rot60 about each unit's gravity direction only (keeps posture and slope)
+    "grav60": {"augment_rotation_deg": 60.0, "augment_gain_std": 0.1, "augment_rotation_axis": "gravity"},
 }
 TEST_SUBJECT = "8"  # the holdout test subject: excluded before anything else happens
+
+
+def gravity_axis_augment():
+    """:class:`SensorAugment` whose unit rotations turn about the window's gravity direction.
+
+    The axis of unit ``u`` is the time-mean of its accelerometer triad (physical units), so
+    the rotation keeps that unit's tilt - posture, treadmill slope - and changes only its
+    heading; units without an accelerometer keep a random axis.
+    """
+    import torch
+
+    from components.training.augment import SensorAugment, find_triads
+
+    def rotations_about(axis: torch.Tensor, max_deg: float) -> torch.Tensor:
+        """``(n, 3, 3)`` rotations about ``axis`` ``(n, 3)``, angle uniform in ``[-max_deg, max_deg]``."""
+        n = axis.shape[0]
+        axis = axis / axis.norm(dim=1, keepdim=True).clamp(min=1e-8)
+        angle = (torch.rand(n, 1, 1, device=axis.device) * 2 - 1) * math.radians(max_deg)
+        ax, ay, az = axis.unbind(1)
+        zero = torch.zeros_like(ax)
+        k = torch.stack([zero, -az, ay, az, zero, -ax, -ay, ax, zero], 1).reshape(n, 3, 3)  # [axis]x
+        return torch.eye(3, device=axis.device) + torch.sin(angle) * k + (1 - torch.cos(angle)) * (k @ k)
+
+    class GravityAxisAugment(SensorAugment):
+        def __init__(self, channel_names, mean, std, rotation_deg, gain_std, device="cpu"):
+            super().__init__(channel_names, mean, std, rotation_deg, gain_std, device)
+            triads = find_triads(channel_names)
+            acc = {}  # unit index -> its accelerometer triad
+            for i, (unit, tri) in enumerate(zip(triads.unit_of, triads.channels, strict=True)):
+                if channel_names[tri[0]].endswith("acc_x"):
+                    acc.setdefault(unit, i)
+            self.acc_of_unit = torch.tensor([acc.get(u, 0) for u in range(self.n_units)], device=device)
+            self.unit_has_acc = torch.tensor([u in acc for u in range(self.n_units)], device=device)[:, None]
+
+        def __call__(self, x: torch.Tensor) -> torch.Tensor:  # SensorAugment's, with the gravity axis
+            if not self.active:
+                return x
+            b, t = x.shape[0], x.shape[-1]
+            tri = (x[:, self.idx] * self.std + self.mean).reshape(b, self.n_triads, 3, t)  # physical units
+            if self.rotation_deg > 0:
+                gravity = tri[:, self.acc_of_unit].mean(-1)  # (B, n_units, 3)
+                axis = torch.where(self.unit_has_acc, gravity, torch.randn_like(gravity)).reshape(-1, 3)
+                rot = rotations_about(axis, self.rotation_deg)
+                tri = rot.reshape(b, self.n_units, 3, 3)[:, self.unit_of] @ tri
+            if self.gain_std > 0:
+                tri = tri * (1 + self.gain_std * torch.randn(b, self.n_triads, 1, 1, device=x.device))
+            return x.index_copy(1, self.idx, (tri.reshape(b, 3 * self.n_triads, t) - self.mean) / self.std)
+
+    return GravityAxisAugment
 
 
 def run_one(variant: str, val_subject: str, epochs: int, data_dir: str) -> dict:
@@ -50,9 +111,15 @@ def run_one(variant: str, val_subject: str, epochs: int, data_dir: str) -> dict:
     tr, va, _ = split.standardized()
     seed_everything(0)
     model = build_model("cmdhar", InputSpec.from_windows(tr))
-    cfg = TrainConfig(epochs=epochs, patience=10, modality_dropout=0.1, progress=False, **VARIANTS[variant])
+    settings = dict(VARIANTS[variant])
+    axis = settings.pop("augment_rotation_axis", "random")
+    cfg = TrainConfig(epochs=epochs, patience=10, modality_dropout=0.1, progress=False, **settings)
     t0 = time.time()
-    res = train_model(model, tr, va, cfg, split.standardizer)
+    if axis == "gravity":  # the trainer builds its augmentation from this name: swap it for this run
+        with patch("components.training.trainer.SensorAugment", gravity_axis_augment()):
+            res = train_model(model, tr, va, cfg, split.standardizer)
+    else:
+        res = train_model(model, tr, va, cfg, split.standardizer)
     return {
         "variant": variant,
         "augmentation": VARIANTS[variant],
@@ -98,7 +165,10 @@ def main() -> None:
         vals = list(entry["best_val_macro_f1"].values())
         entry["mean"] = round(sum(vals) / len(vals), 4)
     out = {
-        "what": "CMD-HAR best validation macro-F1 per augmentation variant; DSADS, test subject 8 never loaded",
+        "what": (
+            "CMD-HAR best validation macro-F1 per training variant (augmentation, loss weights); "
+            "DSADS, test subject 8 never loaded"
+        ),
         "settings": {"epochs": args.epochs, "patience": 10, "seed": 0, "threads_per_run": 1},
         "summary": summary,
         "runs": records,

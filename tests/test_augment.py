@@ -71,6 +71,30 @@ def test_rotation_turns_each_unit_rigidly_in_physical_units(dsads_standardised):
         assert torch.allclose((rot @ px[i, gyro].double()).float(), py[i, gyro], atol=1e-3)
 
 
+def test_gravity_axis_candidate_keeps_each_units_tilt(dsads_standardised):
+    """The not-adopted ``grav60`` candidate of benchmarks/augment_selection.py turns units about gravity."""
+    from benchmarks.augment_selection import gravity_axis_augment
+
+    ws, std = dsads_standardised
+    x = torch.from_numpy(ws.x[:32])
+    torch.manual_seed(3)
+    augment = gravity_axis_augment()(ws.channel_names, std.mean, std.std, 90.0, 0.0)
+    px, py = _physical(x, std), _physical(augment(x), std)
+    names = ws.channel_names
+    for unit in find_triads(names).units:
+        acc = [names.index(f"{unit}_acc_{a}") for a in "xyz"]
+        mag = [names.index(f"{unit}_mag_{a}") for a in "xyz"]
+        # the window's mean acceleration (gravity) is the rotation axis, so it stays put ...
+        assert torch.allclose(px[:, acc].mean(-1), py[:, acc].mean(-1), atol=1e-3)
+        # ... while the unit does turn: its magnetometer heading changes, its magnitude does not
+        assert not torch.allclose(px[:, mag], py[:, mag], atol=1e-2)
+        assert torch.allclose(px[:, mag].norm(dim=1), py[:, mag].norm(dim=1), rtol=1e-4, atol=1e-4)
+    # the protocol's random axis moves the gravity direction
+    _, pr = _augmented(ws, std, 32, seed=3, rotation_deg=90.0, gain_std=0.0)
+    acc = [names.index(f"torso_acc_{a}") for a in "xyz"]
+    assert not torch.allclose(px[:, acc].mean(-1), pr[:, acc].mean(-1), atol=1e-2)
+
+
 def test_gain_scales_triads_and_nothing_else_changes(dsads_standardised):
     ws, std = dsads_standardised
     px, py = _augmented(ws, std, 16, seed=2, rotation_deg=0.0, gain_std=0.2)
