@@ -116,6 +116,7 @@ def benchmark(
             results, with the failures listed, are still written).
     """
     from rich.console import Console
+    from rich.markup import escape
 
     console = Console(stderr=True)
     if status:
@@ -162,6 +163,10 @@ def benchmark(
             f"  {name:26s} macro-F1 {r(m['macro_f1_mean'], 4)}  params {m.get('params')}  "
             f"ORT p50 {r(m.get('latency_ms_p50'), 3)} ms  torch p50 {r(m.get('latency_ms_p50_torch'), 3)} ms"
         )
+    colour = {"met": "green", "missed": "bold red", "not measured": "dim"}
+    for t in result.get("targets", []):
+        what, note = escape(f"{t['target']}: {t['value']}"), escape(t["note"])
+        console.print(f"  target: {what} [{colour[t['status']]}]{t['status']}[/] {note}")
     if result["failures"]:
         console.print(f"[bold red]{len(result['failures'])} task(s) failed[/] (listed in the results)")
         raise typer.Exit(1)

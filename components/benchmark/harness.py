@@ -47,6 +47,7 @@ from typing import Any
 
 import numpy as np
 
+from components.benchmark.targets import check_targets, render_targets
 from components.data.sources import REPO_ROOT
 from components.data.versioning import data_version
 from components.io_utils import atomic_write_text
@@ -581,6 +582,7 @@ def render_markdown(result: dict[str, Any]) -> str:
         lines += ["| model | " + " | ".join(f"no {g}" for g in groups) + " |", "|---|" + "---:|" * len(groups)]
         for n, mm in miss.items():
             lines.append(f"| {n} | " + " | ".join(_fmt(mm.get(g)) for g in groups) + " |")
+    lines += render_targets(result.get("targets") or [])
     lines += _per_fold_table(result)
     if result.get("plot"):
         lines += ["", f"![per-fold and per-class F1]({result['plot']})"]
@@ -921,6 +923,7 @@ def run_benchmark(
     }
     stem = f"{settings.dataset}-{settings.protocol}" + ("" if complete else "-smoke")
     json_path = out_dir / f"{stem}.json"
+    result["targets"] = check_targets(result)
     plot = write_summary_plot(result, out_dir / f"{stem}.png")
     result["plot"] = plot.name if plot else None
     atomic_write_text(json_path, json.dumps(result, indent=2, default=str))

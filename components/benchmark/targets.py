@@ -1,0 +1,153 @@
+"""The model issue's targets, checked from one benchmark result (the JSON ``run_benchmark`` writes).
+
+Each check is a row ``{"target", "value", "status", "note"}`` with ``status`` one of
+``met``, ``missed`` or ``not measured``. A check is only ``met`` or ``missed`` on a
+complete LOSO result (every fold, every seed, the full protocol) in which every model it
+compares has all its runs; otherwise it says what is missing, and any partial number it
+can compute goes to ``note``, never to ``status``. The targets (issue 3):
+
+* CMD-HAR mean test macro-F1 >= 0.90 on DSADS and >= 0.80 on USC-HAD;
+* on DSADS, above every published cross-subject number and above our own TinyHAR and
+  DeepConvLSTM in the same file;
+* CMD-HAR parameters <= 0.63 x and batch-1 CPU latency (ONNX Runtime, ``latency_ms_p50``)
+  <= 0.6 x our TinyHAR's, both in the same file;
+* each ``cmdhar-no-*`` ablation scores a lower mean macro-F1 than CMD-HAR (compared on the
+  folds both have), or the report has to say which component does not help.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+MACRO_F1_TARGET = {"dsads": 0.90, "usc-had": 0.80}
+BEAT_OUR_BASELINES = {"dsads": ("tinyhar", "deepconvlstm")}  # and every published number
+MAX_PARAMS_RATIO = 0.63
+MAX_LATENCY_RATIO = 0.6
+
+MET, MISSED, NOT_MEASURED = "met", "missed", "not measured"
+
+
+def _row(target: str, value: str, ok: bool | None, note: str = "") -> dict[str, str]:
+    status = NOT_MEASURED if ok is None else MET if ok else MISSED
+    return {"target": target, "value": value, "status": status, "note": note}
+
+
+def _complete(result: dict[str, Any], name: str) -> bool:
+    """``name`` has every (fold, seed) of a complete LOSO result."""
+    m = result["models"].get(name)
+    if m is None or result["protocol"]["name"] != "loso" or not result["complete_protocol"]:
+        return False
+    return m["n_runs"] == len(result["protocol"]["folds"]) * result["settings"]["seeds"]
+
+
+def _missing(result: dict[str, Any], name: str) -> str:
+    m = result["models"].get(name)
+    if result["protocol"]["name"] != "loso":
+        return f"{result['protocol']['name']} result: the targets are judged on the full LOSO"
+    if m is None:
+        return f"{name} is not in this result"
+    if not result["complete_protocol"]:
+        return "not the full protocol: " + "; ".join(result.get("deviations") or ["partial run"])
+    total = len(result["protocol"]["folds"]) * result["settings"]["seeds"]
+    return f"{name}: {m['n_runs']} of {total} runs"
+
+
+def _fold_f1(model: dict[str, Any]) -> dict[tuple[str, int], float]:
+    return {(r["fold"], r["seed"]): r["metrics"]["macro_f1"] for r in model["per_fold"]}
+
+
+def _f1_checks(result: dict[str, Any], dataset: str) -> list[dict[str, str]]:
+    rows = []
+    cmd = result["models"].get("cmdhar")
+    cmd_ok = _complete(result, "cmdhar")
+    f1 = cmd["macro_f1_mean"] if cmd else None
+    shown = "-" if f1 is None else f"{f1:.3f}"
+    if dataset in MACRO_F1_TARGET:
+        goal = MACRO_F1_TARGET[dataset]
+        rows.append(
+            _row(
+                f"cmdhar mean macro-F1 >= {goal:.2f}",
+                shown,
+                (f1 >= goal) if cmd_ok else None,
+                "" if cmd_ok else _missing(result, "cmdhar"),
+            )
+        )
+    if dataset in BEAT_OUR_BASELINES:
+        published = result["published_reference"]["datasets"].get(dataset, {})
+        if published:
+            best_name, best = max(published.items(), key=lambda kv: kv[1])
+            rows.append(
+                _row(
+                    f"cmdhar above every published number (best: {best_name} {best:.3f})",
+                    shown,
+                    (f1 > best) if cmd_ok else None,
+                    "" if cmd_ok else _missing(result, "cmdhar"),
+                )
+            )
+        for base in BEAT_OUR_BASELINES[dataset]:
+            both = cmd_ok and _complete(result, base)
+            theirs = result["models"].get(base, {}).get("macro_f1_mean")
+            value = f"{shown} vs {'-' if theirs is None else f'{theirs:.3f}'}"
+            why = "" if both else _missing(result, "cmdhar" if not cmd_ok else base)
+            rows.append(_row(f"cmdhar above our {base} (same file)", value, (f1 > theirs) if both else None, why))
+    return rows
+
+
+def _efficiency_checks(result: dict[str, Any]) -> list[dict[str, str]]:
+    rows = []
+    cmd, tiny = result["models"].get("cmdhar") or {}, result["models"].get("tinyhar") or {}
+    for key, limit, label, fmt in (
+        ("params", MAX_PARAMS_RATIO, "parameters", "{:,.0f}"),
+        ("latency_ms_p50", MAX_LATENCY_RATIO, "CPU batch-1 latency (ONNX Runtime p50)", "{:.3f} ms"),
+    ):
+        ours, theirs = cmd.get(key), tiny.get(key)
+        if ours is None or not theirs:
+            why = "cmdhar and tinyhar both need it measured in this file"
+            rows.append(_row(f"cmdhar {label} <= {limit} x tinyhar", "-", None, why))
+            continue
+        ratio = ours / theirs
+        value = f"{ratio:.2f} x ({fmt.format(ours)} / {fmt.format(theirs)})"
+        rows.append(_row(f"cmdhar {label} <= {limit} x tinyhar", value, ratio <= limit))
+    return rows
+
+
+def _ablation_checks(result: dict[str, Any]) -> list[dict[str, str]]:
+    rows = []
+    cmd = result["models"].get("cmdhar")
+    for name, m in result["models"].items():
+        if not name.startswith("cmdhar-no-"):
+            continue
+        target = f"{name} lowers mean macro-F1"
+        if cmd is None:
+            rows.append(_row(target, "-", None, "cmdhar is not in this result"))
+            continue
+        ours, theirs = _fold_f1(cmd), _fold_f1(m)
+        shared = sorted(set(ours) & set(theirs))
+        if not shared:
+            rows.append(_row(target, "-", None, "no fold that both have"))
+            continue
+        with_part = sum(ours[k] for k in shared) / len(shared)
+        without = sum(theirs[k] for k in shared) / len(shared)
+        value = f"{without:.3f} without vs {with_part:.3f} with ({len(shared)} folds)"
+        both = _complete(result, "cmdhar") and _complete(result, name)
+        note = "" if both else f"partial: {_missing(result, name if _complete(result, 'cmdhar') else 'cmdhar')}"
+        rows.append(_row(target, value, (without < with_part) if both else None, note))
+    return rows
+
+
+def check_targets(result: dict[str, Any]) -> list[dict[str, str]]:
+    """Every target of the model issue that applies to this result's dataset, as table rows."""
+    dataset = result["data"]["dataset"]
+    return _f1_checks(result, dataset) + _efficiency_checks(result) + _ablation_checks(result)
+
+
+def render_targets(rows: list[dict[str, str]]) -> list[str]:
+    """Markdown lines: one table row per check."""
+    if not rows:
+        return []
+    lines = ["", "Targets of the model issue (`components/benchmark/targets.py`):", ""]
+    lines += ["| target | value | status | note |", "|---|---|---|---|"]
+    for r in rows:
+        status = f"**{r['status']}**" if r["status"] == MISSED else r["status"]
+        lines.append(f"| {r['target']} | {r['value']} | {status} | {r['note']} |")
+    return lines
