@@ -11,10 +11,11 @@ modality dropout 0.1, one CPU thread per run) and its best validation macro-F1 i
 A run whose record already exists is not repeated, so the script can be resumed.
 
 Variants: the augmentation settings of session 3 (``none``, ``rot30``, ``rot60``, the last
-adopted), and two design candidates tried after the LOSO ablation (neither adopted):
-``rot60-nodis`` (disentanglement loss weights 0) and ``grav60`` (each unit rotated about its
-window's gravity direction instead of a random axis; :class:`GravityAxisAugment` lives here,
-not in the trainer, because it was not adopted).
+adopted), and design candidates tried after the LOSO ablations: ``rot60-nodis``
+(disentanglement loss weights 0), ``grav60`` (each unit rotated about its window's gravity
+direction instead of a random axis; :class:`GravityAxisAugment` lives here, not in the
+trainer, because it was not adopted), ``rot60-nomod`` (no OGM-GE gradient modulation) and
+``rot60-nomod-nodis`` (neither).
 """
 
 from __future__ import annotations
@@ -40,6 +41,16 @@ VARIANTS = {
     "rot60-nodis": {"augment_rotation_deg": 60.0, "augment_gain_std": 0.1, "w_sim": 0.0, "w_diff": 0.0, "w_recon": 0.0},
     # ... and rot60 about each unit's gravity direction only (keeps posture and slope)
     "grav60": {"augment_rotation_deg": 60.0, "augment_gain_std": 0.1, "augment_rotation_axis": "gravity"},
+    # ... rot60 without OGM-GE gradient modulation, and without both
+    "rot60-nomod": {"augment_rotation_deg": 60.0, "augment_gain_std": 0.1, "modulation": False},
+    "rot60-nomod-nodis": {
+        "augment_rotation_deg": 60.0,
+        "augment_gain_std": 0.1,
+        "modulation": False,
+        "w_sim": 0.0,
+        "w_diff": 0.0,
+        "w_recon": 0.0,
+    },
 }
 TEST_SUBJECT = "8"  # the holdout test subject: excluded before anything else happens
 
