@@ -52,6 +52,14 @@ def _missing(result: dict[str, Any], name: str) -> str:
     return f"{name}: {m['n_runs']} of {total} runs"
 
 
+def _why_not_judged(result: dict[str, Any], *names: str) -> str:
+    """What keeps the first incomplete model of ``names`` from being judged; ``""`` if none is."""
+    for name in names:
+        if not _complete(result, name):
+            return _missing(result, name)
+    return ""
+
+
 def _fold_f1(model: dict[str, Any]) -> dict[tuple[str, int], float]:
     return {(r["fold"], r["seed"]): r["metrics"]["macro_f1"] for r in model["per_fold"]}
 
@@ -59,37 +67,23 @@ def _fold_f1(model: dict[str, Any]) -> dict[tuple[str, int], float]:
 def _f1_checks(result: dict[str, Any], dataset: str) -> list[dict[str, str]]:
     rows = []
     cmd = result["models"].get("cmdhar")
-    cmd_ok = _complete(result, "cmdhar")
+    why_cmd = _why_not_judged(result, "cmdhar")
     f1 = cmd["macro_f1_mean"] if cmd else None
     shown = "-" if f1 is None else f"{f1:.3f}"
     if dataset in MACRO_F1_TARGET:
         goal = MACRO_F1_TARGET[dataset]
-        rows.append(
-            _row(
-                f"cmdhar mean macro-F1 >= {goal:.2f}",
-                shown,
-                (f1 >= goal) if cmd_ok else None,
-                "" if cmd_ok else _missing(result, "cmdhar"),
-            )
-        )
+        rows.append(_row(f"cmdhar mean macro-F1 >= {goal:.2f}", shown, None if why_cmd else f1 >= goal, why_cmd))
     if dataset in BEAT_OUR_BASELINES:
         published = result["published_reference"]["datasets"].get(dataset, {})
         if published:
             best_name, best = max(published.items(), key=lambda kv: kv[1])
-            rows.append(
-                _row(
-                    f"cmdhar above every published number (best: {best_name} {best:.3f})",
-                    shown,
-                    (f1 > best) if cmd_ok else None,
-                    "" if cmd_ok else _missing(result, "cmdhar"),
-                )
-            )
+            target = f"cmdhar above every published number (best: {best_name} {best:.3f})"
+            rows.append(_row(target, shown, None if why_cmd else f1 > best, why_cmd))
         for base in BEAT_OUR_BASELINES[dataset]:
-            both = cmd_ok and _complete(result, base)
+            why = _why_not_judged(result, "cmdhar", base)
             theirs = result["models"].get(base, {}).get("macro_f1_mean")
             value = f"{shown} vs {'-' if theirs is None else f'{theirs:.3f}'}"
-            why = "" if both else _missing(result, "cmdhar" if not cmd_ok else base)
-            rows.append(_row(f"cmdhar above our {base} (same file)", value, (f1 > theirs) if both else None, why))
+            rows.append(_row(f"cmdhar above our {base} (same file)", value, None if why else f1 > theirs, why))
     return rows
 
 
@@ -129,9 +123,8 @@ def _ablation_checks(result: dict[str, Any]) -> list[dict[str, str]]:
         with_part = sum(ours[k] for k in shared) / len(shared)
         without = sum(theirs[k] for k in shared) / len(shared)
         value = f"{without:.3f} without vs {with_part:.3f} with ({len(shared)} folds)"
-        both = _complete(result, "cmdhar") and _complete(result, name)
-        note = "" if both else f"partial: {_missing(result, name if _complete(result, 'cmdhar') else 'cmdhar')}"
-        rows.append(_row(target, value, (without < with_part) if both else None, note))
+        why = _why_not_judged(result, "cmdhar", name)
+        rows.append(_row(target, value, None if why else without < with_part, f"partial: {why}" if why else ""))
     return rows
 
 
