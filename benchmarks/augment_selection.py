@@ -1,12 +1,16 @@
-"""Choose CMD-HAR's training settings on validation subjects only (DSADS test subject 8 never loaded).
+"""Choose CMD-HAR's training settings on validation subjects only (the holdout test subject never loaded).
 
-For each variant and each inner split (validation subject 7 = the holdout split's own
-validation subject, or 6), CMD-HAR is trained on the other DSADS subjects 1-7 with the
-protocol trainer (capped at ``--epochs`` with its cosine schedule, patience 10, seed 0,
-modality dropout 0.1, one CPU thread per run) and its best validation macro-F1 is recorded.
+For each variant and each inner split (a validation subject set; DSADS: 7 = the holdout
+split's own validation subject, or 6), CMD-HAR is trained on the dataset's other subjects
+(all but the holdout test subject: DSADS 8, USC-HAD 14) with the protocol trainer (capped at
+``--epochs`` with its cosine schedule, patience 10, seed 0, modality dropout 0.1, one CPU
+thread per run) and its best validation macro-F1 is recorded.
 
     python -m benchmarks.augment_selection --variants none,rot30,rot60 --splits 7,6 --jobs 2
     -> benchmarks/results/augment-selection.json (one record per run under .../augment-selection/)
+    python -m benchmarks.augment_selection --dataset usc-had --data-dir DIR \
+        --variants rot60,rot60-nomod --splits 7+8+10,2+3+9 --jobs 2
+    -> benchmarks/results/augment-selection-usc-had.json (a split of several subjects: "+")
 
 A run whose record already exists is not repeated, so the script can be resumed.
 
@@ -52,7 +56,8 @@ VARIANTS = {
         "w_recon": 0.0,
     },
 }
-TEST_SUBJECT = "8"  # the holdout test subject: excluded before anything else happens
+# the holdout test subject per dataset: excluded before anything else happens
+TEST_SUBJECT = {"dsads": "8", "usc-had": "14"}
 
 
 def gravity_axis_augment():
@@ -104,8 +109,9 @@ def gravity_axis_augment():
     return GravityAxisAugment
 
 
-def run_one(variant: str, val_subject: str, epochs: int, data_dir: str) -> dict:
-    """Train CMD-HAR on DSADS subjects 1-7 minus ``val_subject``; best validation macro-F1."""
+def run_one(variant: str, val_subject: str, epochs: int, data_dir: str, dataset: str = "dsads") -> dict:
+    """Train CMD-HAR on ``dataset``'s subjects but the test subject and ``val_subject``
+    (one id, or several joined by ``+``); best validation macro-F1."""
     import torch
 
     from components.data.splitting import Fold, apply_fold
@@ -115,10 +121,13 @@ def run_one(variant: str, val_subject: str, epochs: int, data_dir: str) -> dict:
     from components.training.trainer import TrainConfig, seed_everything, train_model
 
     torch.set_num_threads(1)
-    ws = window_dataset(Path(data_dir) / "dsads", WindowConfig(length_s=3.0, overlap=0.5))
-    ws = ws.for_subjects([s for s in ws.subjects if s != TEST_SUBJECT])
-    train = tuple(s for s in ws.subjects if s != val_subject)
-    split = apply_fold(ws, Fold(name=f"inner-{val_subject}", train=train, val=(val_subject,), test=(val_subject,)))
+    ws = window_dataset(Path(data_dir) / dataset, WindowConfig(length_s=3.0, overlap=0.5))
+    ws = ws.for_subjects([s for s in ws.subjects if s != TEST_SUBJECT[dataset]])
+    val = tuple(val_subject.split("+"))
+    if not set(val) <= set(ws.subjects):
+        raise ValueError(f"validation subjects {val} are not all among {dataset}'s non-test subjects {ws.subjects}")
+    train = tuple(s for s in ws.subjects if s not in val)
+    split = apply_fold(ws, Fold(name=f"inner-{val_subject}", train=train, val=val, test=val))
     tr, va, _ = split.standardized()
     seed_everything(0)
     model = build_model("cmdhar", InputSpec.from_windows(tr))
@@ -132,6 +141,7 @@ def run_one(variant: str, val_subject: str, epochs: int, data_dir: str) -> dict:
     else:
         res = train_model(model, tr, va, cfg, split.standardizer)
     return {
+        "dataset": dataset,
         "variant": variant,
         "augmentation": VARIANTS[variant],
         "train_subjects": list(train),
@@ -146,13 +156,20 @@ def run_one(variant: str, val_subject: str, epochs: int, data_dir: str) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dataset", default="dsads", choices=sorted(TEST_SUBJECT))
     ap.add_argument("--variants", default="none,rot30,rot60")
-    ap.add_argument("--splits", default="7,6", help="validation subjects, one run each")
+    ap.add_argument("--splits", default="7,6", help="validation subject sets, one run each (several ids: 7+8+10)")
     ap.add_argument("--epochs", type=int, default=25)
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--data-dir", default=str(REPO / "data"))
-    ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "augment-selection.json"))
+    ap.add_argument("--out", default=None, help="default benchmarks/results/augment-selection[-DATASET].json")
     args = ap.parse_args()
+    if args.out is None:
+        suffix = "" if args.dataset == "dsads" else f"-{args.dataset}"  # DSADS: the session-3 file name
+        args.out = str(REPO / "benchmarks" / "results" / f"augment-selection{suffix}.json")
+    unknown = set(args.variants.split(",")) - set(VARIANTS)
+    if unknown:
+        raise SystemExit(f"unknown variants {sorted(unknown)}; known: {sorted(VARIANTS)}")
     runs_dir = Path(args.out).with_suffix("")
     runs_dir.mkdir(parents=True, exist_ok=True)
     todo = [
@@ -162,7 +179,7 @@ def main() -> None:
         if not (runs_dir / f"{v}-val{s}.json").exists()
     ]
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        futures = {pool.submit(run_one, v, s, args.epochs, args.data_dir): (v, s) for v, s in todo}
+        futures = {pool.submit(run_one, v, s, args.epochs, args.data_dir, args.dataset): (v, s) for v, s in todo}
         for fut, (v, s) in futures.items():
             rec = fut.result()
             (runs_dir / f"{v}-val{s}.json").write_text(json.dumps(rec, indent=1))
@@ -177,8 +194,8 @@ def main() -> None:
         entry["mean"] = round(sum(vals) / len(vals), 4)
     out = {
         "what": (
-            "CMD-HAR best validation macro-F1 per training variant (augmentation, loss weights); "
-            "DSADS, test subject 8 never loaded"
+            "CMD-HAR best validation macro-F1 per training variant (augmentation, loss weights, "
+            f"modulation); {args.dataset}, test subject {TEST_SUBJECT[args.dataset]} never loaded"
         ),
         "settings": {"epochs": args.epochs, "patience": 10, "seed": 0, "threads_per_run": 1},
         "summary": summary,
