@@ -25,7 +25,11 @@ def benchmark(
     dataset: str = typer.Option("dsads", "--dataset", "-d", help="dataset under the data folder (imported if missing)"),
     protocol: str = typer.Option("loso", "--protocol", "-p", help="holdout | loso (subject-wise)"),
     models: str = typer.Option(",".join(BASELINES), "--models", "-m", help="comma-separated registry names"),
-    ablations: bool = typer.Option(False, "--ablations", help="also run the cmdhar-no-* ablations"),
+    ablations: bool = typer.Option(
+        False,
+        "--ablations",
+        help="also run cmdhar-no-disentangle/-no-attention/-no-decomposition and cmdhar-with-modulation",
+    ),
     seeds: int = typer.Option(1, "--seeds", help="seeds per fold and model (0..N-1)"),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N (training device)"),
     jobs: int = typer.Option(1, "--jobs", "-j", help="parallel tasks (processes on CPU, threads on CUDA)"),
@@ -88,7 +92,7 @@ def benchmark(
         dataset: dataset folder name under the data folder.
         protocol: ``holdout`` or ``loso``.
         models: comma-separated model names from the registry.
-        ablations: add cmdhar-no-disentangle/-modulation/-attention/-decomposition.
+        ablations: add cmdhar-no-disentangle/-no-attention/-no-decomposition and cmdhar-with-modulation.
         seeds: number of training seeds per fold and model.
         device: training device.
         jobs: parallel tasks: worker processes on the CPU (each with cpu_count // jobs torch

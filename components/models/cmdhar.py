@@ -382,8 +382,9 @@ class CMDHAR(nn.Module):
         radix: ResNeSt radix (channel expansion factor) of those blocks.
         kernel: temporal kernel size of the encoder convolutions.
 
-    ``use_modulation`` (attribute, default True) is read by the trainer: set by the
-    registry to False for the ``cmdhar-no-modulation`` ablation.
+    ``use_modulation`` (attribute, default False) is read by the trainer: OGM-GE gradient
+    modulation, set by the registry to True for ``cmdhar-with-modulation`` (off by default:
+    it did not help on validation subjects, docs/model_card.md "Ablations").
     """
 
     def __init__(
@@ -405,7 +406,7 @@ class CMDHAR(nn.Module):
         self.spec = spec
         self.disentangle, self.attention, self.decompose = disentangle, attention, decompose
         self.cmd_moments = cmd_moments
-        self.use_modulation = True
+        self.use_modulation = False
 
         groups = {k: list(v) for k, v in spec.modality_groups.items()}
         grouped = {i for v in groups.values() for i in v}

@@ -3,14 +3,17 @@
 ``build_model(name, spec, **hparams)`` returns an ``nn.Module`` whose ``forward(x)``
 gives logits. The CMD-HAR ablations map to constructor switches::
 
-    cmdhar                   CMDHAR(spec)                     use_modulation = True
-    cmdhar-no-disentangle    CMDHAR(spec, disentangle=False)  use_modulation = True
-    cmdhar-no-attention      CMDHAR(spec, attention=False)    use_modulation = True
-    cmdhar-no-decomposition  CMDHAR(spec, decompose=False)    use_modulation = True (M=1: no-op)
-    cmdhar-no-modulation     CMDHAR(spec)                     use_modulation = False
+    cmdhar                   CMDHAR(spec)                     use_modulation = False
+    cmdhar-no-disentangle    CMDHAR(spec, disentangle=False)  use_modulation = False
+    cmdhar-no-attention      CMDHAR(spec, attention=False)    use_modulation = False
+    cmdhar-no-decomposition  CMDHAR(spec, decompose=False)    use_modulation = False
+    cmdhar-with-modulation   CMDHAR(spec)                     use_modulation = True
 
-``use_modulation`` is a model attribute the trainer reads (gradient modulation is a
-training-time switch; the architecture of ``cmdhar-no-modulation`` equals ``cmdhar``).
+``use_modulation`` is a model attribute the trainer reads (OGM-GE gradient modulation is
+a training-time switch; the architecture of ``cmdhar-with-modulation`` equals ``cmdhar``).
+CMD-HAR trains without it by default: it lost on DSADS validation subjects and tied on
+USC-HAD's (``benchmarks/augment_selection.py``, docs/model_card.md "Ablations"), so
+``cmdhar-with-modulation`` - the default until 2026-11-28 - is the comparison run.
 Baselines are imported lazily so a missing module only fails when it is built.
 
 ``save_model`` writes ``<dir>/weights.pt`` (``torch.save`` of the state dict - tensors
@@ -34,11 +37,11 @@ from components.models.spec import InputSpec
 
 # name -> (module, class, fixed constructor switches, use_modulation)
 _REGISTRY: dict[str, tuple[str, str, dict[str, Any], bool]] = {
-    "cmdhar": ("components.models.cmdhar", "CMDHAR", {}, True),
-    "cmdhar-no-disentangle": ("components.models.cmdhar", "CMDHAR", {"disentangle": False}, True),
-    "cmdhar-no-modulation": ("components.models.cmdhar", "CMDHAR", {}, False),
-    "cmdhar-no-attention": ("components.models.cmdhar", "CMDHAR", {"attention": False}, True),
-    "cmdhar-no-decomposition": ("components.models.cmdhar", "CMDHAR", {"decompose": False}, True),
+    "cmdhar": ("components.models.cmdhar", "CMDHAR", {}, False),
+    "cmdhar-no-disentangle": ("components.models.cmdhar", "CMDHAR", {"disentangle": False}, False),
+    "cmdhar-no-attention": ("components.models.cmdhar", "CMDHAR", {"attention": False}, False),
+    "cmdhar-no-decomposition": ("components.models.cmdhar", "CMDHAR", {"decompose": False}, False),
+    "cmdhar-with-modulation": ("components.models.cmdhar", "CMDHAR", {}, True),
     "tinyhar": ("components.models.tinyhar", "TinyHAR", {}, False),
     "deepconvlstm": ("components.models.deepconvlstm", "DeepConvLSTM", {}, False),
     "cnn": ("components.models.cnn", "CNN", {}, False),
