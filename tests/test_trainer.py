@@ -136,7 +136,7 @@ def test_train_cmdhar_on_dsads(dsads_split):
     train, val = dsads_split
     spec = InputSpec.from_windows(train)
     torch.manual_seed(0)  # weight init happens outside train_model
-    model = build_model("cmdhar", spec)
+    model = build_model("cmdhar-with-modulation", spec)  # cmdhar plus OGM-GE: every loss term and coefficient
     res = train_model(model, train, val, _cfg(epochs=3, batch_size=25))
     hist = res.history
     assert len(hist) == 3
@@ -163,7 +163,7 @@ def test_training_is_deterministic(basicmotions_windows):
     results, states = [], []
     for _ in range(2):
         torch.manual_seed(0)  # weight init happens outside train_model
-        model = build_model("cmdhar", spec)
+        model = build_model("cmdhar-with-modulation", spec)  # the noisy (GE) path must be seeded too
         results.append(train_model(model, train, val, _cfg(epochs=3, batch_size=16, modality_dropout=0.3)))
         states.append(model.state_dict())
     strip = [[{k: v for k, v in r.items() if k != "seconds"} for r in res.history] for res in results]
@@ -173,7 +173,7 @@ def test_training_is_deterministic(basicmotions_windows):
         assert torch.equal(states[0][k], states[1][k]), k
 
 
-def test_train_baseline_and_no_modulation(basicmotions_windows):
+def test_train_baseline_and_default_cmdhar_without_modulation(basicmotions_windows):
     train, val = _standardise(*_source_split(basicmotions_windows))
     spec = InputSpec.from_windows(train)
 
@@ -197,7 +197,7 @@ def test_train_baseline_and_no_modulation(basicmotions_windows):
     with pytest.raises(ValueError):
         predict(Tiny(), val.x, modality_mask=np.ones((len(val), 2)))
 
-    res = train_model(build_model("cmdhar-no-modulation", spec), train, val, _cfg(epochs=2, batch_size=16))
+    res = train_model(build_model("cmdhar", spec), train, val, _cfg(epochs=2, batch_size=16))  # no OGM-GE by default
     assert all(r["coeffs"] == {} for r in res.history)
     assert all(math.isfinite(r["loss"]) for r in res.history)
 
