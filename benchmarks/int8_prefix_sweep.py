@@ -28,9 +28,11 @@ if str(REPO) not in sys.path:
 
 
 def main() -> None:
+    from components.benchmark.harness import HOLDOUT_DEFAULTS
     from components.data.windowing import WindowConfig, window_dataset
     from components.evaluation.metrics import classification_metrics
     from components.export.onnx_export import onnx_logits, quantizable_nodes, quantize_int8
+    from components.export.pipeline import calibration_windows_of
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--exported", required=True, help="folder with model.onnx (fp32, standardisation inside)")
@@ -41,13 +43,13 @@ def main() -> None:
 
     fp32 = Path(args.exported) / "model.onnx"
     ws = window_dataset(Path(args.data_dir) / "dsads", WindowConfig(length_s=3.0, overlap=0.5))
+    test, val = HOLDOUT_DEFAULTS["dsads"]  # the holdout split of configs/train.yaml
     parts = {
-        "train": ws.for_subjects([str(i) for i in range(1, 7)]),
-        "val": ws.for_subjects(["7"]),
-        "test": ws.for_subjects(["8"]),
+        "train": ws.for_subjects([s for s in ws.subjects if s not in test + val]),
+        "val": ws.for_subjects(list(val)),
+        "test": ws.for_subjects(list(test)),
     }
-    rng = np.random.default_rng(0)  # the export's draw (components/export/pipeline.py)
-    calib = parts["train"].x[np.sort(rng.choice(len(parts["train"]), size=1024, replace=False))]
+    calib = calibration_windows_of(parts["train"].x, 1024)  # the export's own draw
     nodes = quantizable_nodes(fp32)
     n_classes = parts["test"].n_classes
 
@@ -58,6 +60,7 @@ def main() -> None:
         return classification_metrics(parts[part].y, pred, n_classes)["macro_f1"]
 
     ref = {p: predict(fp32, p) for p in ("val", "test")}
+    ref_f1 = {p: f1(p, ref[p]) for p in ref}
     rows = []
     for token in args.prefixes.split(","):
         k = len(nodes) if token == "all" else int(token)
@@ -66,7 +69,7 @@ def main() -> None:
         row: dict = {"float_prefix": k, "int8_bytes": out.stat().st_size}
         for p in ("val", "test"):
             pred = predict(out, p)
-            row[f"{p}_f1_drop"] = round(f1(p, ref[p]) - f1(p, pred), 4)
+            row[f"{p}_f1_drop"] = round(ref_f1[p] - f1(p, pred), 4)
             row[f"{p}_changed_share"] = round(float((pred != ref[p]).mean()), 4)
         out.unlink()
         rows.append(row)
@@ -74,7 +77,7 @@ def main() -> None:
     result = {
         "what": "int8 cost per float-activation prefix (weights always int8); diagnostic, nothing chosen on test",
         "exported": str(args.exported),
-        "fp32_macro_f1": {p: round(f1(p, ref[p]), 4) for p in ("val", "test")},
+        "fp32_macro_f1": {p: round(v, 4) for p, v in ref_f1.items()},
         "quantizable_nodes": len(nodes),
         "rows": rows,
     }

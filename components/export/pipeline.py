@@ -24,6 +24,12 @@ from components.export.onnx_export import (
 from components.training.trained import TrainedModel
 
 
+def calibration_windows_of(train_x: np.ndarray, n: int) -> np.ndarray:
+    """The int8 calibration set: ``n`` training windows (all if fewer), drawn with seed 0, in order."""
+    idx = np.random.default_rng(0).choice(len(train_x), size=min(n, len(train_x)), replace=False)
+    return train_x[np.sort(idx)]
+
+
 def export_and_measure(
     trained: TrainedModel,
     split: SplitWindows,
@@ -38,13 +44,11 @@ def export_and_measure(
     """
     pre = trained.preprocessing
     wrapped = StandardizedModel(trained.model, pre["mean"], pre["std"]).eval()
-    rng = np.random.default_rng(0)
-    calib_idx = np.sort(rng.choice(len(split.train), size=min(calibration_windows, len(split.train)), replace=False))
     test_x, test_y = split.test.x, split.test.y
     with tempfile.TemporaryDirectory() as tmp:
         fp32, int8 = Path(tmp) / "model.onnx", Path(tmp) / "model.int8.onnx"
         parity = export_onnx(wrapped, test_x[:64], fp32)
-        calib_x = split.train.x[calib_idx]
+        calib_x = calibration_windows_of(split.train.x, calibration_windows)
         selection = None
         if max_val_int8_f1_drop is None:
             quant = quantize_int8(fp32, calib_x, int8)
@@ -68,7 +72,7 @@ def export_and_measure(
             "fp32_latency_ms_p50": lat["fp32"]["p50"],
             "int8_latency_ms_p50": lat["int8"]["p50"],
             "int8_latency_ms_p99": lat["int8"]["p99"],
-            "calibration_windows": int(len(calib_idx)),
+            "calibration_windows": int(len(calib_x)),
             "quantized_op_types": ",".join(QUANTIZED_OPS) + " (constant weights)",
             "float_op_types": ",".join(float_ops(int8)),
             "residual_int8_initializers": len(quant.residual_int8),
