@@ -54,7 +54,7 @@ class ChannelSelfAttention(nn.Module):
         q = self.to_q(x).reshape(n, s, self.heads, self.dim_head).transpose(1, 2)
         k = self.to_k(x).reshape(n, s, self.heads, self.dim_head).transpose(1, 2)
         v = self.to_v(x).reshape(n, s, self.heads, self.dim_head).transpose(1, 2)
-        att = (q @ k.transpose(-2, -1)) * self.scale  # (N, H, S, S)
+        att = (q * self.scale) @ k.transpose(-2, -1)  # (N, H, S, S); scaling q is S/Dh times cheaper
         att = self.attn_drop(F.softmax(att, dim=-1))
         y = att @ v  # (N, H, S, Dh)
         y = y.transpose(1, 2).reshape(n, s, self.heads * self.dim_head)  # (N, S, H*Dh)
@@ -171,6 +171,10 @@ class TinyHAR(nn.Module):
         # x: (B, C, T)
         b = x.shape[0]
         x = x.transpose(1, 2).unsqueeze(1)  # (B, 1, T, C)
+        if self.training:
+            # channels-last storage, same values: on CPU oneDNN's forward+backward of these (k, 1)
+            # convs is ~2x faster (1 thread, batch 64: 0.14 -> 0.07 s); eval/export keep plain Conv
+            x = x.contiguous(memory_format=torch.channels_last)
         x = self.conv(x)  # (B, F, L, C)
         _, f, steps, c = x.shape  # steps = L
         x = x.permute(0, 2, 3, 1).reshape(b * steps, c, f)  # (B*L, C, F): one token per channel
