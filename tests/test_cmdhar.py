@@ -158,11 +158,12 @@ def test_save_load_roundtrip(tmp_path, basicmotions_windows):
         torch.testing.assert_close(model(x), loaded(x), rtol=0, atol=0)
 
 
-def test_onnx_export(tmp_path, dsads_small_windows):
+@pytest.mark.parametrize("per_step", [False, True])
+def test_onnx_export(tmp_path, dsads_small_windows, per_step):
     ort = pytest.importorskip("onnxruntime")
     spec = InputSpec.from_windows(dsads_small_windows)
     torch.manual_seed(0)
-    model = CMDHAR(spec).eval()
+    model = CMDHAR(spec, per_step_attention=per_step).eval()
     x7 = _standardised(dsads_small_windows, 7)
     path = tmp_path / "cmdhar.onnx"
     batch = torch.export.Dim("batch", min=1, max=4096)
@@ -200,11 +201,12 @@ def test_batched_losses_match_reference():
     torch.testing.assert_close(got, sum(terms) / len(terms), rtol=1e-5, atol=1e-7)
 
 
-def test_unequal_groups_are_padded_and_masked():
+@pytest.mark.parametrize("per_step", [False, True])
+def test_unequal_groups_are_padded_and_masked(per_step):
     """Groups of different sizes (+ a leftover channel) share one batched encoder."""
     spec = InputSpec(n_channels=7, window_len=50, n_classes=4, modality_groups={"a": [0, 1, 2], "b": [3, 4], "c": [5]})
     torch.manual_seed(0)
-    model = CMDHAR(spec).eval()
+    model = CMDHAR(spec, per_step_attention=per_step).eval()
     assert model.input_groups == ["a", "b", "c", "other"] and model.encoders.padded
     x = torch.randn(3, 7, 50)
     mask = torch.tensor([[1.0, 0.0, 1.0, 1.0]] * 3)

@@ -7,7 +7,7 @@ A reconstruction of the architecture described in arXiv 2503.21843 (no public co
    convolutions (shared across the group's channels), depthwise-separable
    split-attention blocks (channel expansion + ResNeSt radix attention), then
    spatiotemporal attention (self-attention across the group's channels at every
-   time step, attention pooling over channels and over time) -> ``u_m`` (d_model).
+   time step, then attention pooling over time and over channels) -> ``u_m`` (d_model).
 2. *Disentanglement* (MISA, Hazarika et al. 2020) - one shared encoder ``S`` for all
    modalities (``h_c = S(u_m)``) and one private encoder per modality
    (``h_p = P_m(u_m)``), trained with CMD similarity, soft-orthogonality difference
@@ -168,10 +168,14 @@ class ModalityEncoders(nn.Module):
 
     Per modality: every channel of the group goes through the same temporal conv stack
     (stem conv + ``n_blocks`` split-attention blocks, max-pooling in between, so the
-    parameters do not grow with the group size). Spatiotemporal attention: attention
-    pooling over time (per channel), a learned channel embedding, single-head
-    self-attention across the group's channels (pre-LN, residual), attention pooling
-    over channels -> ``(F,)``; ``Linear(F, d)`` + LayerNorm -> ``u_m``.
+    parameters do not grow with the group size). Spatiotemporal attention: a learned
+    channel embedding, single-head self-attention across the group's channels at every
+    time step (pre-LN, residual), attention pooling over time (per channel), attention
+    pooling over channels -> ``(F,)``; ``Linear(F, d)`` + LayerNorm -> ``u_m``.
+
+    ``per_step=False`` is the earlier design (until 2026-11-28): time is pooled first and
+    the channels attend to each other once, on their time means. Attending at every step
+    won on DSADS validation subjects (docs/model_card.md, "Design changes").
     """
 
     def __init__(
@@ -184,11 +188,13 @@ class ModalityEncoders(nn.Module):
         kernel: int = 5,
         radix: int = 2,
         n_blocks: int = 2,
+        per_step: bool = True,
     ):
         super().__init__()
         m, f = len(groups), n_filters
         cmax = max(len(g) for g in groups)
         self.m, self.f, self.cmax, self.attention = m, f, cmax, attention
+        self.per_step = per_step and attention
         # gather order: channel-slot major, modality minor -> (B*Cmax, M, 1, T) by a reshape;
         # index n_channels is an all-zero pad channel (appended only if a group is short)
         self.padded = any(len(g) < cmax for g in groups)
@@ -226,6 +232,8 @@ class ModalityEncoders(nn.Module):
                 z = F.max_pool1d(z.squeeze(2), 2, ceil_mode=True).unsqueeze(2)
             z = block(z)  # (B*Cmax, M*F, 1, L)
         length = z.shape[-1]
+        if self.per_step:
+            return self._attend_per_step(z, b)
         z = z.reshape(b * cmax, m, f, length)
         if self.attention:  # attention pooling over time, per channel and modality
             a = torch.matmul(self.w_time_pool, z).softmax(dim=-1)  # (B*Cmax, M, 1, L)
@@ -234,17 +242,43 @@ class ModalityEncoders(nn.Module):
             z = z.mean(-1)
         z = z.reshape(b, cmax, m, f).transpose(1, 2) + self.chan_emb  # (B, M, Cmax, F)
         if self.attention:
-            # self-attention across the group's channels, per modality (pre-LN, residual)
-            qkv = torch.matmul(F.layer_norm(z, (f,)), self.w_qkv) + self.b_qkv  # (B, M, Cmax, 3F)
-            q, k, v = qkv[..., :f], qkv[..., f : 2 * f], qkv[..., 2 * f :]
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=self.pad_mask if self.padded else None)
-            z = z + torch.matmul(y, self.w_o) + self.b_o
+            z = self._channel_attention(z)  # across the group's channels, per modality
             s = torch.matmul(z, self.w_chan_pool)  # (B, M, Cmax, 1)
             if self.padded:
                 s = s + self.pad_mask.transpose(-1, -2)
             z = (s.softmax(dim=-2) * z).sum(-2)  # (B, M, F)      pool over channels
         else:
             z = (z * self.chan_weight).sum(-2) if self.padded else z.mean(-2)  # (B, M, F)
+        return self._project(z)
+
+    def _channel_attention(self, z: torch.Tensor) -> torch.Tensor:
+        """Self-attention across the group's channels (pre-LN, residual): ``(..., M, Cmax, F)``."""
+        f = self.f
+        qkv = torch.matmul(F.layer_norm(z, (f,)), self.w_qkv) + self.b_qkv  # (..., M, Cmax, 3F)
+        q, k, v = qkv[..., :f], qkv[..., f : 2 * f], qkv[..., 2 * f :]
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=self.pad_mask if self.padded else None)
+        return z + torch.matmul(y, self.w_o) + self.b_o
+
+    def _attend_per_step(self, z: torch.Tensor, b: int) -> torch.Tensor:
+        """Channel attention at every time step, then pooling over time and channels.
+
+        ``z`` ``(B*Cmax, M*F, 1, L)`` -> ``u`` ``(M, B, d)``. Unlike the default path (time
+        pooled first), the channels of a group meet while their timing is still there, so
+        the phase between body positions (left vs right leg in gait) can be used.
+        """
+        m, f, cmax, length = self.m, self.f, self.cmax, z.shape[-1]
+        z = z.reshape(b, cmax, m, f, length).permute(0, 4, 2, 1, 3)  # (B, L, M, Cmax, F)
+        z = z.reshape(b * length, m, cmax, f) + self.chan_emb
+        z = self._channel_attention(z).reshape(b, length, m, cmax, f)
+        a = torch.matmul(z, self.w_time_pool.transpose(-1, -2)).softmax(dim=1)  # (B, L, M, Cmax, 1)
+        z = (a * z).sum(1)  # (B, M, Cmax, F)       pool over time
+        s = torch.matmul(z, self.w_chan_pool)  # (B, M, Cmax, 1)
+        if self.padded:
+            s = s + self.pad_mask.transpose(-1, -2)
+        return self._project((s.softmax(dim=-2) * z).sum(-2))
+
+    def _project(self, z: torch.Tensor) -> torch.Tensor:
+        """``(B, M, F)`` -> ``u`` ``(M, B, d)``: per-modality Linear + LayerNorm."""
         u = torch.baddbmm(self.b_proj, z.transpose(0, 1), self.w_proj)  # (M, B, d)
         return F.layer_norm(u, u.shape[-1:])
 
@@ -381,6 +415,8 @@ class CMDHAR(nn.Module):
         n_blocks: split-attention blocks per modality encoder.
         radix: ResNeSt radix (channel expansion factor) of those blocks.
         kernel: temporal kernel size of the encoder convolutions.
+        per_step_attention: False -> the encoders' channel self-attention runs once,
+            after time pooling (the design until 2026-11-28), not at every time step.
 
     ``use_modulation`` (attribute, default False) is read by the trainer: OGM-GE gradient
     modulation, set by the registry to True for ``cmdhar-with-modulation`` (off by default:
@@ -401,6 +437,7 @@ class CMDHAR(nn.Module):
         n_blocks: int = 2,
         radix: int = 2,
         kernel: int = 5,
+        per_step_attention: bool = True,
     ):
         super().__init__()
         self.spec = spec
@@ -434,7 +471,15 @@ class CMDHAR(nn.Module):
         self.register_buffer("in_std", torch.ones(spec.n_channels))
 
         self.encoders = ModalityEncoders(
-            list(enc_groups.values()), spec.n_channels, d_model, n_filters, attention, kernel, radix, n_blocks
+            list(enc_groups.values()),
+            spec.n_channels,
+            d_model,
+            n_filters,
+            attention,
+            kernel,
+            radix,
+            n_blocks,
+            per_step_attention,
         )
         # private heads P_m (batched): Linear(d, d) + Sigmoid per modality
         self.w_private = _batched(m, d_model, d_model)
