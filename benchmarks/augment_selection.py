@@ -71,7 +71,7 @@ VARIANTS = {
         "w_recon": 0.0,
         "model": POOLED_FIRST,
     },
-    # ... today's default (rot60-nomod) with one encoder per body position instead of per
+    # ... the then-default (rot60-nomod, pooled first) with one encoder per body position instead of per
     # sensor modality (TinyHAR, which keeps positions apart, wins DSADS's gait classes)
     "rot60-nomod-bypos": {
         "augment_rotation_deg": 60.0,
@@ -80,7 +80,7 @@ VARIANTS = {
         "group_by": "position",
         "model": POOLED_FIRST,
     },
-    # ... today's default with the encoders' channel attention at every time step (before
+    # ... rot60-nomod with the encoders' channel attention at every time step (before
     # time pooling), so positions meet while their relative timing is still there
     "rot60-nomod-perstep": {
         "augment_rotation_deg": 60.0,
