@@ -274,7 +274,7 @@ def summarize(records: list[dict]) -> dict[str, dict]:
         vals = list(entry["best_val_macro_f1"].values())
         entry["mean"] = round(sum(vals) / len(vals), 4) if vals else None
         every = [f1 for per_seed in entry["by_seed"].values() for f1 in per_seed.values()]
-        if len(every) > len(vals):  # several seeds: the mean over every run, and its spread
+        if len(every) > len(vals):  # several seeds: the mean over every run (the spread is read from by_seed)
             entry["mean_all_seeds"] = round(sum(every) / len(every), 4)
             entry["runs"] = len(every)
         else:
