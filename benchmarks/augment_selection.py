@@ -175,6 +175,8 @@ def with_concat_fusion(model, reduce: int = 4):
     old = model.encoders
     if not old.per_step:
         raise ValueError("the concat fusion candidate needs per_step_attention=True")
+    if not model.decompose:  # the encoders are rebuilt from the input groups below
+        raise ValueError("the concat fusion candidate needs decompose=True (one encoder per modality)")
     groups = [torch.nonzero(row).flatten().tolist() for row in model.group_membership]
     d_model, block = old.w_proj.shape[-1], old.blocks[0]
 

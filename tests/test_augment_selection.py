@@ -72,3 +72,9 @@ def test_concat_fusion_needs_the_per_step_encoder(dsads_small_windows):
     spec = InputSpec.from_windows(dsads_small_windows)
     with pytest.raises(ValueError, match="per_step_attention=True"):
         with_concat_fusion(build_model("cmdhar", spec, per_step_attention=False))
+
+
+def test_concat_fusion_needs_one_encoder_per_modality(dsads_small_windows):
+    spec = InputSpec.from_windows(dsads_small_windows)
+    with pytest.raises(ValueError, match="decompose=True"):
+        with_concat_fusion(build_model("cmdhar-no-decomposition", spec))
