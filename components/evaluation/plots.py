@@ -288,12 +288,13 @@ def plot_benchmark_summary(
         vals = np.asarray(list(per_fold_f1[m].values()), dtype=np.float64)
         if len(vals):
             ax.bar(i, vals.mean(), color="tab:blue", alpha=0.35, width=0.6)
-            ax.scatter(i + rng.uniform(-0.15, 0.15, len(vals)), vals, s=14, color="tab:blue", zorder=3)
+            # above the legend (zorder 5): a low fold must never hide behind it
+            ax.scatter(i + rng.uniform(-0.15, 0.15, len(vals)), vals, s=14, color="tab:blue", zorder=6)
             ax.text(i, min(vals.mean() + 0.015, 1.0), f"{vals.mean():.3f}", ha="center", fontsize=8)
     for k, (name, v) in enumerate((reference or {}).items()):
         ax.axhline(v, color=f"C{k + 1}", linestyle="--", linewidth=0.8, label=f"{name} {v:.3f}")
     if reference:
-        ax.legend(fontsize=7, loc="lower left", title="published", title_fontsize=7)
+        ax.legend(fontsize=7, loc="lower left", title="published", title_fontsize=7, framealpha=0.6)
     ax.set_xticks(range(len(models)), models, rotation=30, ha="right", fontsize=8)
     lows = [min(v.values()) for v in per_fold_f1.values() if v]
     ax.set_ylim(max(0.0, min(lows, default=0.0) - 0.05), 1.0)
