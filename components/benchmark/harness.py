@@ -796,6 +796,7 @@ def run_benchmark(
                     f"done {rec['model']} {rec['fold']} seed {rec['seed']}: macro-F1 {rec['metrics']['macro_f1']:.3f}, "
                     f"{rec['epochs_run']} epochs, {rec['train_seconds']:.0f} s, cuda graph {rec.get('cuda_graph')}"
                     + (f" ({rec['cuda_graph_error']})" if rec.get("cuda_graph_error") else "")
+                    + (" - cut by the time budget, not kept" if "truncated" in rec else "")
                 )
             if bar is not None:
                 bar.update(1)
