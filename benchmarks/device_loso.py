@@ -120,7 +120,8 @@ def run_dataset(dataset: str, args: argparse.Namespace, work: Path) -> int:
         log = work / f"{dataset}-{i}.log"
         cmd = _command(dataset, model, folds, args, work / f"{dataset}-{i}")
         print(f"[{dataset}] process {i}: {model} folds {','.join(folds)}", flush=True)
-        procs.append((subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT, cwd=REPO), log))
+        with log.open("w") as out:  # the child keeps its own copy of the handle
+            procs.append((subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=REPO), log))
     deadline = time.time() + 1.25 * args.budget_s + WRAP_UP_S
     failed = 0
     for proc, log in procs:
