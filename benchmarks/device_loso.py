@@ -58,10 +58,9 @@ def stage(sources: list[Path], datasets_dir: Path = DEFAULT_DATASETS) -> None:
 
 def dataset_subjects(dataset_dir: Path) -> list[str]:
     """Subject ids of an imported dataset (its ``recordings.parquet`` index), in numeric order."""
-    import pyarrow.parquet as pq
+    from components.data.recordings import read_index
 
-    column = pq.read_table(dataset_dir / "recordings.parquet", columns=["subject"]).column("subject")
-    return sorted({str(s) for s in column.to_pylist()}, key=lambda s: (len(s), s))
+    return sorted({str(row["subject"]) for row in read_index(dataset_dir)}, key=lambda s: (len(s), s))
 
 
 def missing_folds(ledger: Path, dataset: str, models: list[str], subjects: list[str]) -> dict[str, list[str]]:
@@ -71,8 +70,7 @@ def missing_folds(ledger: Path, dataset: str, models: list[str], subjects: list[
     done: dict[str, set[str]] = {m: set() for m in models}
     for row in ledger_status(ledger):
         if row["dataset"] == dataset and row["protocol"] == "loso" and row["current"] and row["model"] in done:
-            seed0 = [key.split("/")[0] for key in row["macro_f1"] if key.endswith("/seed0")]  # "loso-7/seed0"
-            done[row["model"]] |= {fold.removeprefix("loso-") for fold in seed0}
+            done[row["model"]] |= {fold.removeprefix("loso-") for fold, seed in row["runs"] if seed == 0}
     return {m: [s for s in subjects if s not in done[m]] for m in models}
 
 

@@ -23,32 +23,33 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from benchmarks.common import environment, write_result
+from components.data.manifest import Manifest
+from components.data.recordings import read_index, read_recording
 from components.training.augment import find_triads
 
 
-def triad_measures(frame: pd.DataFrame, channels: list[str]) -> dict[str, float]:
-    """``{"<triad> std": ..., "<triad> mean": ...}`` of the norm of every x/y/z triad in ``frame``."""
+def triad_measures(values: np.ndarray, channels: list[str]) -> dict[str, float]:
+    """``{"<triad> std": ..., "<triad> mean": ...}`` of the norm of every x/y/z triad in ``values`` (n, C)."""
     out = {}
     for idx in find_triads(channels).channels:
         name = channels[idx[0]].rsplit("_", 1)[0]  # right_hip_acc_x -> right_hip_acc
-        norm = np.linalg.norm(frame[[channels[i] for i in idx]].to_numpy(dtype=np.float64), axis=1)
+        norm = np.linalg.norm(values[:, idx].astype(np.float64), axis=1)
         out[f"{name} std"], out[f"{name} mean"] = float(norm.std()), float(norm.mean())
     return out
 
 
 def subject_means(dataset_dir: Path) -> dict[str, dict[str, dict[str, float]]]:
     """activity -> measure -> subject -> mean over that subject's trials of the activity."""
-    index = pd.read_parquet(dataset_dir / "recordings.parquet")
+    manifest = Manifest.load(dataset_dir)
     values: dict[tuple[str, str, str], list[float]] = defaultdict(list)
-    for row in index.itertuples():
-        frame = pd.read_parquet(dataset_dir / row.file)
-        channels = [c for c in frame.columns if c not in ("t", "label")]
-        for activity, part in frame.groupby("label", sort=False):
-            for measure, value in triad_measures(part, channels).items():
-                values[(str(activity), measure, str(row.subject))].append(value)
+    for row in read_index(dataset_dir):
+        rec = read_recording(dataset_dir / row["file"], manifest)
+        for activity in dict.fromkeys(label for label in rec.labels if label is not None):
+            part = rec.values[rec.labels == activity]
+            for measure, value in triad_measures(part, manifest.channel_names).items():
+                values[(activity, measure, str(row["subject"]))].append(value)
     table: dict[str, dict[str, dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
     for (activity, measure, subject), vals in sorted(values.items()):
         table[activity][measure][subject] = float(np.mean(vals))
@@ -87,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--top", type=int, default=15, help="outliers printed (all are written)")
     args = parser.parse_args(argv)
     dataset_dir = (args.data_dir or data_dir()) / args.dataset
-    if not (dataset_dir / "recordings.parquet").exists():
+    if not (dataset_dir / "manifest.yaml").exists():
         parser.error(f"{dataset_dir} holds no imported dataset: run `har data import {args.dataset}` first")
     table = subject_means(dataset_dir)
     found = outliers(table, args.min_ratio)

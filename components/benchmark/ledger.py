@@ -152,8 +152,9 @@ def ledger_status(root: Path) -> list[dict[str, Any]]:
     """What a ledger holds: one row per (folder, model) with its finished folds.
 
     ``current`` says whether the folder's fingerprint still matches this checkout's code for
-    that model (a run with the same data and settings would reuse the records); ``n_subjects``
-    is the number of subjects the records cover (the number of folds a full LOSO needs).
+    that model (a run with the same data and settings would reuse the records); ``runs`` lists
+    the ``(fold, seed)`` of each record; ``n_subjects`` is the number of subjects the records
+    cover (the number of folds a full LOSO needs).
     """
     rows: list[dict[str, Any]] = []
     folders = sorted(p for p in root.iterdir() if (p / "fingerprint.json").is_file()) if root.is_dir() else []
@@ -181,6 +182,7 @@ def ledger_status(root: Path) -> list[dict[str, Any]]:
                     "model": model,
                     "current": bool(current),
                     "n_records": len(recs),
+                    "runs": sorted((r["fold"], r["seed"]) for r in recs),
                     "n_subjects": len(subjects),
                     "macro_f1_mean": sum(f1.values()) / len(f1),
                     "macro_f1": dict(sorted(f1.items(), key=lambda kv: fold_order(kv[0]))),
