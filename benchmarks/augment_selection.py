@@ -25,7 +25,9 @@ trainer, because it was not adopted), ``rot60-nomod`` (no OGM-GE gradient modula
 ``rot60-nomod-nodis`` (neither); then encoder candidates: ``rot60-nomod-bypos`` (one encoder
 per body position), ``rot60-nomod-perstep`` (channel attention at every time step, adopted)
 and ``rot60-nomod-perstep-concat`` (its channels fused by position: :func:`with_concat_fusion`
-lives here until it is adopted, so ``cmdhar.py`` and the ledger's records stay as they are).
+lives here until it is adopted, so ``cmdhar.py`` and the ledger's records stay as they are);
+and ``rot60-nomod-perstep-nodis``, the adopted design without the shared encoder and its
+losses (the architecture of the LOSO ablation ``cmdhar-no-disentangle``).
 """
 
 from __future__ import annotations
@@ -93,6 +95,15 @@ VARIANTS = {
         "augment_gain_std": 0.1,
         "modulation": False,
         "model": {"per_step_attention": True},
+    },
+    # ... the adopted rot60-nomod-perstep without the shared encoder and its sim/diff/recon losses
+    # (the architecture of the LOSO ablation cmdhar-no-disentangle, which beat cmdhar on DSADS's
+    # test subjects: checked here on validation subjects before any default changes)
+    "rot60-nomod-perstep-nodis": {
+        "augment_rotation_deg": 60.0,
+        "augment_gain_std": 0.1,
+        "modulation": False,
+        "model": {"per_step_attention": True, "disentangle": False},
     },
     # ... rot60-nomod-perstep whose channels are fused by position (concatenated), not pooled by a
     # weighted mean: TinyHAR's channel fusion keeps which body position a feature came from

@@ -78,3 +78,17 @@ def test_concat_fusion_needs_one_encoder_per_modality(dsads_small_windows):
     spec = InputSpec.from_windows(dsads_small_windows)
     with pytest.raises(ValueError, match="decompose=True"):
         with_concat_fusion(build_model("cmdhar-no-decomposition", spec))
+
+
+def test_every_variant_builds_its_model(dsads_small_windows):
+    """A typo in a variant's model switches fails here, not 18 minutes into a selection run."""
+    from benchmarks.augment_selection import VARIANTS
+
+    spec = InputSpec.from_windows(dsads_small_windows)
+    for name, settings in VARIANTS.items():
+        model = build_model("cmdhar", spec, **settings.get("model", {}))
+        if settings.get("encoder") == "concat":
+            model = with_concat_fusion(model)
+        assert model(torch.from_numpy(dsads_small_windows.x[:2])).shape == (2, spec.n_classes), name
+    nodis = build_model("cmdhar", spec, **VARIANTS["rot60-nomod-perstep-nodis"]["model"])
+    assert nodis.shared is None and nodis.n_tokens == nodis.n_modalities  # no shared encoder, M tokens
