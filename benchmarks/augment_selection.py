@@ -217,6 +217,24 @@ def with_concat_fusion(model, reduce: int = 4):
     return model
 
 
+# variant keys that shape the data or the model; every other key is a TrainConfig field
+NON_TRAINER_KEYS = ("group_by", "model", "encoder", "augment_rotation_axis")
+
+
+def build_variant_model(variant: str, spec):
+    """CMD-HAR for ``spec`` with ``variant``'s model switches (and its concat fusion, if any)."""
+    from components.models.registry import build_model
+
+    settings = VARIANTS[variant]
+    model = build_model("cmdhar", spec, **settings.get("model", {}))
+    return with_concat_fusion(model) if settings.get("encoder") == "concat" else model
+
+
+def trainer_settings(variant: str) -> dict:
+    """``variant``'s TrainConfig overrides (augmentation, loss weights, modulation)."""
+    return {k: v for k, v in VARIANTS[variant].items() if k not in NON_TRAINER_KEYS}
+
+
 def run_one(variant: str, val_subject: str, epochs: int, data_dir: str, dataset: str = "dsads", seed: int = 0) -> dict:
     """Train CMD-HAR on ``dataset``'s subjects but the test subject and ``val_subject``
     (one id, or several joined by ``+``) with ``seed``; best validation macro-F1."""
@@ -224,13 +242,12 @@ def run_one(variant: str, val_subject: str, epochs: int, data_dir: str, dataset:
 
     from components.data.splitting import Fold, apply_fold
     from components.data.windowing import WindowConfig, window_dataset
-    from components.models.registry import build_model
     from components.models.spec import InputSpec
     from components.training.trainer import TrainConfig, seed_everything, train_model
 
     torch.set_num_threads(1)
-    settings = dict(VARIANTS[variant])
-    group_by = settings.pop("group_by", "modality")
+    settings = VARIANTS[variant]
+    group_by = settings.get("group_by", "modality")
     ws = window_dataset(Path(data_dir) / dataset, WindowConfig(length_s=3.0, overlap=0.5, group_by=group_by))
     ws = ws.for_subjects([s for s in ws.subjects if s != TEST_SUBJECT[dataset]])
     val = tuple(val_subject.split("+"))
@@ -240,11 +257,11 @@ def run_one(variant: str, val_subject: str, epochs: int, data_dir: str, dataset:
     split = apply_fold(ws, Fold(name=f"inner-{val_subject}", train=train, val=val, test=val))
     tr, va, _ = split.standardized()
     seed_everything(seed)
-    model = build_model("cmdhar", InputSpec.from_windows(tr), **settings.pop("model", {}))
-    if settings.pop("encoder", None) == "concat":
-        model = with_concat_fusion(model)
-    axis = settings.pop("augment_rotation_axis", "random")
-    cfg = TrainConfig(epochs=epochs, patience=10, modality_dropout=0.1, progress=False, seed=seed, **settings)
+    model = build_variant_model(variant, InputSpec.from_windows(tr))
+    axis = settings.get("augment_rotation_axis", "random")
+    cfg = TrainConfig(
+        epochs=epochs, patience=10, modality_dropout=0.1, progress=False, seed=seed, **trainer_settings(variant)
+    )
     t0 = time.time()
     if axis == "gravity":  # the trainer builds its augmentation from this name: swap it for this run
         with patch("components.training.trainer.SensorAugment", gravity_axis_augment()):

@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from benchmarks.augment_selection import record_name, summarize, with_concat_fusion
+from benchmarks.augment_selection import (
+    VARIANTS,
+    build_variant_model,
+    record_name,
+    summarize,
+    trainer_settings,
+    with_concat_fusion,
+)
 from components.models.registry import build_model
 from components.models.spec import InputSpec
 
@@ -80,15 +87,14 @@ def test_concat_fusion_needs_one_encoder_per_modality(dsads_small_windows):
         with_concat_fusion(build_model("cmdhar-no-decomposition", spec))
 
 
-def test_every_variant_builds_its_model(dsads_small_windows):
-    """A typo in a variant's model switches fails here, not 18 minutes into a selection run."""
-    from benchmarks.augment_selection import VARIANTS
+def test_every_variant_builds_its_model_and_trainer_config(dsads_small_windows):
+    """A typo in a variant's settings fails here, not 25 minutes into a selection run."""
+    from components.training.trainer import TrainConfig
 
     spec = InputSpec.from_windows(dsads_small_windows)
-    for name, settings in VARIANTS.items():
-        model = build_model("cmdhar", spec, **settings.get("model", {}))
-        if settings.get("encoder") == "concat":
-            model = with_concat_fusion(model)
+    for name in VARIANTS:
+        model = build_variant_model(name, spec)
         assert model(torch.from_numpy(dsads_small_windows.x[:2])).shape == (2, spec.n_classes), name
-    nodis = build_model("cmdhar", spec, **VARIANTS["rot60-nomod-perstep-nodis"]["model"])
+        TrainConfig(**trainer_settings(name))  # an unknown key raises TypeError
+    nodis = build_variant_model("rot60-nomod-perstep-nodis", spec)
     assert nodis.shared is None and nodis.n_tokens == nodis.n_modalities  # no shared encoder, M tokens
