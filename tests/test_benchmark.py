@@ -19,7 +19,9 @@ from components.benchmark.command import benchmark
 from components.benchmark.efficiency import (
     count_params,
     efficiency_report,
+    efficiency_reports,
     export_onnx,
+    interleaved_times,
     latency_ort,
     latency_torch,
     macs_per_window,
@@ -208,6 +210,25 @@ def test_efficiency_helpers(tmp_path):
     rep = efficiency_report(_NoExport(), SPEC, runs=3, warmup=1)
     assert rep["params"] > 0 and rep["latency_ms_p50_torch"] > 0
     assert rep["latency_ms_p50"] is None and rep["onnx_size_bytes"] is None and rep["onnx_error"]
+
+
+def test_interleaved_latency_times_every_model_in_each_round():
+    order: list[str] = []
+    calls = {name: (lambda name=name: order.append(name)) for name in ("a", "b", "c")}
+    times = interleaved_times(calls, runs=6, warmup=3, rounds=3)
+    assert {n: len(t) for n, t in times.items()} == {"a": 6, "b": 6, "c": 6}
+    timed = order[9:]  # after the 3 warm-up calls of each model
+    blocks = [timed[i][0] for i in range(0, len(timed), 3)]  # 1 warm-up + 2 timed calls per block
+    assert blocks == ["a", "b", "c", "b", "c", "a", "c", "a", "b"]  # the first place rotates
+
+
+def test_efficiency_reports_measure_models_side_by_side():
+    torch.manual_seed(0)
+    models = {"cnn": build_model("cnn", SPEC), "noexport": _NoExport()}
+    reps = efficiency_reports(models, SPEC, runs=4, warmup=1, rounds=2)
+    assert reps["cnn"]["latency_ms_p50"] > 0 and reps["cnn"]["onnx_max_abs_diff"] <= 1e-4
+    assert reps["cnn"]["latency_rounds"] == 2 and reps["cnn"]["latency_runs"] == 4
+    assert reps["noexport"]["latency_ms_p50"] is None and reps["noexport"]["latency_ms_p50_torch"] > 0
 
 
 class _NoExport(torch.nn.Module):

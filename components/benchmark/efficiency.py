@@ -11,17 +11,22 @@ and with what is deployed (an fp32 ONNX model in ONNX Runtime):
 * :func:`latency_ort` / :func:`latency_torch` - p50/p90 over ``runs`` batch-1 calls
   after ``warmup`` calls (ORT: ``intra_op_num_threads=1``, sequential execution;
   torch: eager, ``torch.set_num_threads(1)``, ``no_grad``);
-* :func:`efficiency_report` - all of the above in one JSON-serialisable dict.
+* :func:`efficiency_report` - all of the above in one JSON-serialisable dict;
+  :func:`efficiency_reports` the same for several models, their latencies timed in
+  interleaved rounds (:func:`interleaved_times`) so that ratios between models hold on a
+  shared machine.
 
 Only torch / numpy / onnx / onnxruntime are imported (no MLOps stack).
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +38,8 @@ from components.export import onnx_export
 from components.models.spec import InputSpec
 
 OPSET = onnx_export.OPSET
+# latency blocks per model in efficiency_reports (each model is timed once per round)
+LATENCY_ROUNDS = 5
 
 
 def count_params(model: nn.Module) -> int:
@@ -131,39 +138,73 @@ def _percentiles(times_s: list[float]) -> dict[str, float]:
     return {"p50": float(np.percentile(a, 50)), "p90": float(np.percentile(a, 90)), "mean": float(a.mean())}
 
 
-def latency_ort(path: str | Path, spec: InputSpec, runs: int = 200, warmup: int = 20) -> dict[str, float]:
-    """Batch-1 latency (ms) of an ONNX file in ONNX Runtime, 1 intra-op thread."""
-    sess = ort_session(path)
-    name = sess.get_inputs()[0].name
-    x = _example(spec).numpy()
+def _time_calls(call: Callable[[], Any], runs: int, warmup: int) -> list[float]:
+    """Seconds per call of ``runs`` calls after ``warmup`` untimed ones."""
     for _ in range(warmup):
-        sess.run(None, {name: x})
+        call()
     times = []
     for _ in range(runs):
         t0 = time.perf_counter()
-        sess.run(None, {name: x})
+        call()
         times.append(time.perf_counter() - t0)
-    return _percentiles(times)
+    return times
 
 
-def latency_torch(model: nn.Module, spec: InputSpec, runs: int = 200, warmup: int = 20) -> dict[str, float]:
-    """Batch-1 eager latency (ms) on CPU with ``torch.set_num_threads(1)``."""
+def _ort_call(path: str | Path, spec: InputSpec) -> Callable[[], Any]:
+    """One batch-1 ONNX Runtime inference as a no-argument call."""
+    sess = ort_session(path)
+    feed = {sess.get_inputs()[0].name: _example(spec).numpy()}
+    return lambda: sess.run(None, feed)
+
+
+def _torch_call(model: nn.Module, spec: InputSpec) -> Callable[[], Any]:
+    """One batch-1 eager inference of a CPU copy of ``model`` (run under :func:`_one_torch_thread`)."""
     m = copy.deepcopy(model).cpu().eval()
     x = _example(spec)
+    return lambda: m(x)
+
+
+@contextlib.contextmanager
+def _one_torch_thread() -> Iterator[None]:
     prev = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         with torch.inference_mode():
-            for _ in range(warmup):
-                m(x)
-            times = []
-            for _ in range(runs):
-                t0 = time.perf_counter()
-                m(x)
-                times.append(time.perf_counter() - t0)
+            yield
     finally:
         torch.set_num_threads(prev)
-    return _percentiles(times)
+
+
+def interleaved_times(
+    calls: dict[str, Callable[[], Any]], runs: int = 200, warmup: int = 20, rounds: int = LATENCY_ROUNDS
+) -> dict[str, list[float]]:
+    """Seconds per call for each of ``calls``, timed in ``rounds`` interleaved blocks.
+
+    Each round times every call in turn (``runs / rounds`` calls each, after a short warm-up),
+    starting one place later each round, so a slow spell of a shared machine falls on every
+    model alike instead of on whichever was timed during it: the ratios between models hold.
+    """
+    names = list(calls)
+    per_round = max(1, -(-runs // rounds))
+    times: dict[str, list[float]] = {n: [] for n in names}
+    for n in names:
+        _time_calls(calls[n], 0, warmup)
+    for r in range(rounds if names else 0):
+        for n in names[r % len(names) :] + names[: r % len(names)]:
+            times[n] += _time_calls(calls[n], per_round, max(1, warmup // rounds))
+    return times
+
+
+def latency_ort(path: str | Path, spec: InputSpec, runs: int = 200, warmup: int = 20) -> dict[str, float]:
+    """Batch-1 latency (ms) of an ONNX file in ONNX Runtime, 1 intra-op thread."""
+    return _percentiles(_time_calls(_ort_call(path, spec), runs, warmup))
+
+
+def latency_torch(model: nn.Module, spec: InputSpec, runs: int = 200, warmup: int = 20) -> dict[str, float]:
+    """Batch-1 eager latency (ms) on CPU with ``torch.set_num_threads(1)``."""
+    call = _torch_call(model, spec)
+    with _one_torch_thread():
+        return _percentiles(_time_calls(call, runs, warmup))
 
 
 def onnx_parity(model: nn.Module, path: str | Path, spec: InputSpec, batches: tuple[int, ...] = (1, 7)) -> float:
@@ -193,31 +234,57 @@ def efficiency_report(
     ``latency_ms_p50_torch`` the eager one. If the export fails, the ONNX fields are
     ``None`` and ``onnx_error`` says why (the torch numbers are still measured).
     """
-    model = copy.deepcopy(model).cpu().eval()
-    out: dict[str, Any] = {
-        "params": count_params(model),
-        "macs_per_window": macs_per_window(model, spec),
-        "onnx_size_bytes": None,
-        "onnx_max_abs_diff": None,
-        "latency_ms_p50": None,
-        "latency_ms_p90": None,
-    }
-    tmp = None
-    if onnx_dir is None:
-        tmp = tempfile.TemporaryDirectory(prefix="har-onnx-")
-        onnx_dir = tmp.name
-    try:
-        path = export_onnx(model, spec, Path(onnx_dir) / f"{type(model).__name__}-{os.getpid()}.onnx")
-        out["onnx_size_bytes"] = path.stat().st_size
-        out["onnx_max_abs_diff"] = onnx_parity(model, path, spec)
-        lat = latency_ort(path, spec, runs, warmup)
-        out["latency_ms_p50"], out["latency_ms_p90"] = lat["p50"], lat["p90"]
-    except Exception as exc:  # noqa: BLE001 - reported, not raised
-        out["onnx_error"] = f"{type(exc).__name__}: {exc}"[:500]
-    finally:
-        if tmp is not None:
-            tmp.cleanup()
-    lt = latency_torch(model, spec, runs, warmup)
-    out["latency_ms_p50_torch"], out["latency_ms_p90_torch"] = lt["p50"], lt["p90"]
-    out["latency_runs"] = runs
-    return out
+    return efficiency_reports({"model": model}, spec, runs, warmup, rounds=1, onnx_dir=onnx_dir)["model"]
+
+
+def efficiency_reports(
+    models: dict[str, nn.Module],
+    spec: InputSpec,
+    runs: int = 200,
+    warmup: int = 20,
+    rounds: int = LATENCY_ROUNDS,
+    onnx_dir: str | Path | None = None,
+) -> dict[str, dict[str, Any]]:
+    """:func:`efficiency_report` for several models, their latencies timed side by side.
+
+    The latencies come from :func:`interleaved_times`. Timed one after the other in a single
+    block each, two models with the same inference graph (``cmdhar`` and
+    ``cmdhar-with-modulation``) once measured 0.47 and 0.32 ms in the same USC-HAD file.
+    """
+    reports: dict[str, dict[str, Any]] = {}
+    ort_calls: dict[str, Callable[[], Any]] = {}
+    torch_calls: dict[str, Callable[[], Any]] = {}
+    with contextlib.ExitStack() as stack:
+        if onnx_dir is None:
+            onnx_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="har-onnx-"))
+        for i, (name, model) in enumerate(models.items()):
+            model = copy.deepcopy(model).cpu().eval()
+            out: dict[str, Any] = {
+                "params": count_params(model),
+                "macs_per_window": macs_per_window(model, spec),
+                "onnx_size_bytes": None,
+                "onnx_max_abs_diff": None,
+                "latency_ms_p50": None,
+                "latency_ms_p90": None,
+            }
+            try:
+                path = Path(onnx_dir) / f"{type(model).__name__}-{os.getpid()}-{i}.onnx"
+                export_onnx(model, spec, path)
+                out["onnx_size_bytes"] = path.stat().st_size
+                out["onnx_max_abs_diff"] = onnx_parity(model, path, spec)
+                ort_calls[name] = _ort_call(path, spec)
+            except Exception as exc:  # noqa: BLE001 - reported, not raised
+                out["onnx_error"] = f"{type(exc).__name__}: {exc}"[:500]
+            torch_calls[name] = _torch_call(model, spec)
+            reports[name] = out
+        for name, times in interleaved_times(ort_calls, runs, warmup, rounds).items():
+            lat = _percentiles(times)
+            reports[name]["latency_ms_p50"], reports[name]["latency_ms_p90"] = lat["p50"], lat["p90"]
+    with _one_torch_thread():
+        torch_times = interleaved_times(torch_calls, runs, warmup, rounds)
+    for name, times in torch_times.items():
+        lat = _percentiles(times)
+        reports[name]["latency_ms_p50_torch"], reports[name]["latency_ms_p90_torch"] = lat["p50"], lat["p90"]
+        reports[name]["latency_runs"] = len(times)
+        reports[name]["latency_rounds"] = rounds
+    return reports

@@ -408,7 +408,7 @@ def aggregate(name: str, records: list[dict[str, Any]], efficiency: dict[str, An
     eff = efficiency or {}
     for key in ("params", "macs_per_window", "onnx_size_bytes", "latency_ms_p50", "latency_ms_p50_torch"):
         out[key] = eff.get(key)
-    for key in ("latency_ms_p90", "latency_ms_p90_torch", "onnx_max_abs_diff", "onnx_error"):
+    for key in ("latency_ms_p90", "latency_ms_p90_torch", "latency_rounds", "onnx_max_abs_diff", "onnx_error"):
         if key in eff:
             out[key] = eff[key]
     # trainings cut by the time budget: kept for inspection, never in the means
@@ -838,18 +838,20 @@ def run_benchmark(
             if bar is not None:
                 bar.close()
 
-    # efficiency: main process, after training (no competing workers), 1 thread
+    # efficiency: main process, after training (no competing workers), 1 thread, every model's
+    # latency timed in the same interleaved rounds so the ratios between them hold
     spec = InputSpec.from_windows(windows)
-    models_out: dict[str, Any] = {}
-    for n in names:
-        eff = None
-        if settings.efficiency:
-            from components.benchmark.efficiency import efficiency_report
+    effs: dict[str, dict[str, Any]] = {}
+    if settings.efficiency:
+        from components.benchmark.efficiency import LATENCY_ROUNDS, efficiency_reports
 
-            with _EFFICIENCY_LOCK:  # one measurement at a time per process (clean timings; one exporter)
-                torch.manual_seed(0)
-                eff = efficiency_report(build_model(n, spec), spec, runs=settings.latency_runs)
-        models_out[n] = aggregate(n, records[n], eff)
+        built = {}
+        for n in names:
+            torch.manual_seed(0)
+            built[n] = build_model(n, spec)
+        with _EFFICIENCY_LOCK:  # one measurement at a time per process (clean timings; one exporter)
+            effs = efficiency_reports(built, spec, runs=settings.latency_runs, rounds=LATENCY_ROUNDS)
+    models_out: dict[str, Any] = {n: aggregate(n, records[n], effs.get(n)) for n in names}
 
     deviations = settings.deviations()
     if skipped:
@@ -888,7 +890,8 @@ def run_benchmark(
             "augment_gain_std": settings.augment_gain_std,
             "subjects": settings.subjects,
             "folds": settings.folds,
-            "latency": f"batch 1, p50 over {settings.latency_runs} runs after 20 warm-up; ORT fp32 ONNX (opset 18, "
+            "latency": f"batch 1, p50 over {settings.latency_runs} runs after 20 warm-up, timed in interleaved "
+            "rounds across the models (components.benchmark.efficiency.interleaved_times); ORT fp32 ONNX (opset 18, "
             "intra_op_num_threads=1, sequential) = latency_ms_p50; torch eager 1 thread = "
             "latency_ms_p50_torch; untrained weights (timing does not depend on them)",
         },
