@@ -9,7 +9,8 @@ what the committed ledger still lacks and brings the new records back as one arc
    and set ``HAR_DATA_DIR`` to skip this);
 3. starts one ``components.benchmark.command`` process per group of at most
    ``--group-size`` folds of one model, each running its folds as CUDA threads;
-4. writes ``<copy-to>/ledger-<dataset>.tgz`` (that dataset's ledger folders) and
+4. writes ``<copy-to>/ledger-<dataset>.tgz`` (that dataset's ledger folders, named relative
+   to the ledger) and
    ``<copy-to>/<dataset>-log.txt`` (every process's log, cut trainings marked).
 
 Several processes, not one: on 2026-11-28 TinyHAR trained ~2.4x faster per epoch as four
@@ -22,7 +23,8 @@ pandas, pyarrow, scipy, onnx, onnxruntime, pyyaml, typer, rich and tqdm are need
 
     python3 -m benchmarks.device_loso run --datasets usc-had --models tinyhar,deepconvlstm \\
         --budget-s 440 --copy-to "$OUT"
-    # here, afterwards: tar xzf <files_at>/ledger-usc-had.tgz, then commit the new records
+    # here, afterwards: tar xzf <files_at>/ledger-usc-had.tgz -C benchmarks/results/ledger,
+    # then commit the new records
 
 ``stage`` merges carried raw ``<dataset>/raw/...`` trees into ``$HAR_DATASETS_DIR`` when the
 raw files must travel in several calls (``benchmarks/run_benchmark.md``).
@@ -142,10 +144,12 @@ def _copy_back(dataset: str, args: argparse.Namespace, logs: list[Path]) -> None
     (args.copy_to / f"{dataset}-log.txt").write_text(text)
     print(text, flush=True)
     folders = sorted(args.ledger.glob(f"{dataset}-loso-*")) if args.ledger.is_dir() else []
-    with tarfile.open(args.copy_to / f"ledger-{dataset}.tgz", "w:gz") as tar:
-        for folder in folders:
-            tar.add(folder, arcname=str(folder.relative_to(REPO)) if folder.is_relative_to(REPO) else folder.name)
-    print(f"[{dataset}] wrote {args.copy_to}/ledger-{dataset}.tgz ({len(folders)} ledger folders)", flush=True)
+    archive = args.copy_to / f"ledger-{dataset}.tgz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for folder in folders:  # names relative to the ledger, wherever --ledger lies
+            tar.add(folder, arcname=folder.name)
+    print(f"[{dataset}] wrote {archive} ({len(folders)} ledger folders); unpack with", flush=True)
+    print(f"    tar xzf ledger-{dataset}.tgz -C benchmarks/results/ledger", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:

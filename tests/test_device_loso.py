@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+import tarfile
 
-from benchmarks.device_loso import missing_folds, plan_groups
+import pytest
+
+from benchmarks.device_loso import _copy_back, missing_folds, plan_groups
 from components.benchmark.ledger import code_fingerprint, code_scope
 
 
@@ -38,3 +42,20 @@ def test_plan_groups_splits_each_model_evenly_and_skips_finished_models():
     assert [(m, len(f)) for m, f in groups] == [("tinyhar", 5), ("tinyhar", 4), ("deepconvlstm", 3)]
     assert sorted(s for m, folds in groups if m == "tinyhar" for s in folds) == sorted(missing["tinyhar"])
     assert plan_groups({"cnn": ["1"]}, group_size=1) == [("cnn", ["1"])]
+
+
+@pytest.mark.parametrize("where", ["benchmarks/results/ledger", "elsewhere/ledger"])
+def test_copy_back_names_archive_members_relative_to_the_ledger(tmp_path, monkeypatch, where):
+    # inside the repo (the default) or outside it: one unpack command fits both
+    monkeypatch.setattr("benchmarks.device_loso.REPO", tmp_path)
+    ledger = tmp_path / where
+    _folder(ledger, "usc-had-loso-a", "tinyhar", ["1"])
+    _folder(ledger, "dsads-loso-b", "cnn", ["1"], dataset="dsads")  # another dataset: not archived
+    log = tmp_path / "usc-had-0.log"
+    log.write_text("done tinyhar loso-1\n")
+    args = argparse.Namespace(copy_to=tmp_path / "out", ledger=ledger)
+    _copy_back("usc-had", args, [log])
+    with tarfile.open(args.copy_to / "ledger-usc-had.tgz") as tar:
+        names = sorted(tar.getnames())
+    assert names == ["usc-had-loso-a", "usc-had-loso-a/fingerprint.json", "usc-had-loso-a/tinyhar__loso-1__seed0.json"]
+    assert "done tinyhar loso-1" in (args.copy_to / "usc-had-log.txt").read_text()
