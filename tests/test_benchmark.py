@@ -383,3 +383,46 @@ def test_ledger_keeps_a_model_s_records_when_another_model_s_code_changes(dsads3
     table = [line for line in res.output.splitlines() if line.startswith("| dsads | loso | cnn |")]
     assert sorted(line.split(" | ")[4] for line in table) == ["current", "stale"]
     assert all("| 1 of 3 |" in line for line in table)
+
+
+def test_parse_hparams_reads_model_key_value_items():
+    assert harness.parse_hparams(None) == {} and harness.parse_hparams(" ") == {}
+    parsed = harness.parse_hparams("cmdhar.d_model=24, cmdhar.per_step_attention=false,cnn.name=wide")
+    assert parsed == {"cmdhar": {"d_model": 24, "per_step_attention": False}, "cnn": {"name": "wide"}}
+    for bad in ("cmdhar.d_model", "d_model=24", "cmdhar.=24", "cmdhar.d_model="):
+        with pytest.raises(ValueError, match="MODEL.KEY=VALUE"):
+            harness.parse_hparams(bad)
+
+
+def test_hparams_build_the_model_they_name_and_get_their_own_ledger(dsads3, tmp_path, monkeypatch):
+    """``--hparams`` changes what is trained and measured, is written into the result, and
+    gives that model its own ledger fingerprint (records made at the defaults keep theirs)."""
+    built: list[tuple[str, dict]] = []
+
+    def spy(name, spec, **hp):
+        built.append((name, hp))
+        return build_model(name, spec, **hp)
+
+    monkeypatch.setattr("components.models.registry.build_model", spy)
+    ledger = tmp_path / "ledger"
+    run_benchmark(_cnn_loso(dsads3, tmp_path / "a", jobs=1, folds=["1"], ledger=ledger, executor="threads"), 0, str)
+    narrow = {"cnn": {"channels": [8, 8, 8]}}
+    settings = _cnn_loso(dsads3, tmp_path / "b", jobs=1, folds=["1"], ledger=ledger, executor="threads", hparams=narrow)
+    settings.efficiency, settings.latency_runs = True, 5
+    result, path = run_benchmark(settings, False, str)
+    assert ("cnn", narrow["cnn"]) in built and ("cnn", {}) in built
+    assert result["models"]["cnn"]["hparams"] == narrow["cnn"]
+    d = result["data"]
+    spec = InputSpec(d["n_channels"], d["window_len"], d["n_classes"], d["modality_groups"])
+    expected = sum(p.numel() for p in build_model("cnn", spec, **narrow["cnn"]).parameters())
+    assert result["models"]["cnn"]["params"] == expected < sum(p.numel() for p in build_model("cnn", spec).parameters())
+    assert "| cnn (channels=[8, 8, 8]) |" in path.with_suffix(".md").read_text()
+    folders = sorted(p for p in ledger.iterdir() if p.is_dir())
+    assert len(folders) == 2 and result["ledger"]["reused"] == 0  # the defaults' record is not reused
+    fps = [json.loads((f / "fingerprint.json").read_text()) for f in folders]
+    assert sorted("hparams" in fp for fp in fps) == [False, True]
+
+    with pytest.raises(ValueError, match="does not train"):
+        run_benchmark(_cnn_loso(dsads3, tmp_path / "c", hparams={"tinyhar": {"x": 1}}), False, str)
+    with pytest.raises(ValueError, match="--hparams for cnn"):
+        run_benchmark(_cnn_loso(dsads3, tmp_path / "d", hparams={"cnn": {"chanels": [8]}}), False, str)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import typer
 
-from components.benchmark.harness import BASELINES, PROTOCOL_TRAINER, BenchmarkSettings, run_benchmark
+from components.benchmark.harness import BASELINES, PROTOCOL_TRAINER, BenchmarkSettings, parse_hparams, run_benchmark
 
 DEFAULT_LEDGER = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "ledger"
 
@@ -59,6 +59,12 @@ def benchmark(
         PROTOCOL_TRAINER["augment_gain_std"],
         "--augment-gain",
         help="training augmentation: std of the random gain of each x/y/z triad (every model)",
+    ),
+    hparams: str | None = typer.Option(
+        None,
+        "--hparams",
+        help="model constructor arguments, MODEL.KEY=VALUE,... (e.g. cmdhar.d_model=24); recorded in the "
+        "results and the model's ledger fingerprint",
     ),
     latency_runs: int = typer.Option(200, "--latency-runs", help="timed batch-1 calls per latency p50"),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="show a progress bar over tasks"),
@@ -108,6 +114,7 @@ def benchmark(
         modality_dropout: per-sample fusion modality dropout for CMD-HAR models.
         augment_rotation: largest random rotation of each sensor unit during training.
         augment_gain: std of the random gain of each sensor triad during training.
+        hparams: per-model constructor arguments (:func:`~components.benchmark.harness.parse_hparams`).
         latency_runs: number of timed calls for the latency percentiles.
         progress: show a progress bar.
         executor: how tasks run in parallel (see ``jobs``).
@@ -126,6 +133,11 @@ def benchmark(
     if status:
         _print_status(ledger or DEFAULT_LEDGER)
         return
+    try:
+        model_hparams = parse_hparams(hparams)
+    except ValueError as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(1) from exc
     settings = BenchmarkSettings(
         dataset=dataset,
         protocol=protocol,
@@ -149,6 +161,7 @@ def benchmark(
         executor=executor,
         time_budget_s=time_budget,
         ledger=ledger,
+        hparams=model_hparams,
     )
     try:
         result, path = run_benchmark(settings, progress=progress, log=lambda s: console.print(s))

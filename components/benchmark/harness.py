@@ -139,6 +139,9 @@ class BenchmarkSettings:
         time_budget_s: start no task after this many seconds of training (None: no limit).
         ledger: folder that keeps every finished training (:mod:`components.benchmark.ledger`);
             a later run with the same fingerprint trains only what is missing.
+        hparams: model name -> constructor keyword arguments (e.g. ``{"cmdhar": {"d_model": 24}}``,
+            parsed from ``--hparams cmdhar.d_model=24`` by :func:`parse_hparams`); recorded in the
+            result and in that model's ledger fingerprint. Empty: every model at its defaults.
     """
 
     dataset: str = "dsads"
@@ -168,6 +171,7 @@ class BenchmarkSettings:
     executor: str = "auto"
     time_budget_s: float | None = None
     ledger: Path | None = None
+    hparams: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def model_names(self) -> list[str]:
         names = list(dict.fromkeys(self.models))
@@ -326,7 +330,7 @@ def run_task(task: dict[str, Any]) -> dict[str, Any]:
             raise ValueError(f"fold {fold.name} has no validation windows (too few subjects?)")
         spec = InputSpec.from_windows(train)
         seed_everything(task["seed"])  # weight init happens outside train_model
-        model = build_model(task["model"], spec)
+        model = build_model(task["model"], spec, **task.get("hparams", {}))
         cfg = TrainConfig(
             lr=task["lr"],
             weight_decay=task["weight_decay"],
@@ -566,8 +570,9 @@ def render_markdown(result: dict[str, Any]) -> str:
     ]
     for name, m in result["models"].items():
         size = m.get("onnx_size_bytes")
+        label = name + (" (" + ", ".join(f"{k}={v}" for k, v in m["hparams"].items()) + ")" if m.get("hparams") else "")
         lines.append(
-            f"| {name} | {_fmt(m['macro_f1_mean'])} | {_fmt(m['macro_f1_std'])} | {_fmt(m['accuracy_mean'])} "
+            f"| {label} | {_fmt(m['macro_f1_mean'])} | {_fmt(m['macro_f1_std'])} | {_fmt(m['accuracy_mean'])} "
             f"| {_fmt(m['balanced_accuracy_mean'])} | {_fmt(m['gmean_mean'])} | {_fmt(m.get('params'))} "
             f"| {_fmt(m.get('macs_per_window'))} | {_fmt(size / 1024 if size else None, 1)} "
             f"| {_fmt(m.get('latency_ms_p50'))} | {_fmt(m.get('latency_ms_p50_torch'))} "
@@ -607,6 +612,29 @@ def render_markdown(result: dict[str, Any]) -> str:
 # ---------------------------------------------------------------------------------
 # the run
 # ---------------------------------------------------------------------------------
+def parse_hparams(text: str | None) -> dict[str, dict[str, Any]]:
+    """``"cmdhar.d_model=24,cmdhar.n_heads=2,tinyhar.filter_num=16"`` -> ``{model: {key: value}}``.
+
+    Values are read as JSON where they parse (``24`` -> int, ``true`` -> bool, ``0.5`` -> float),
+    else kept as strings. Raises ``ValueError`` on an item that is not ``MODEL.KEY=VALUE``.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for item in (text or "").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        target, sep, raw = item.partition("=")
+        model, dot, key = target.strip().rpartition(".")
+        if not sep or not dot or not model or not key or not raw.strip():
+            raise ValueError(f"--hparams item {item!r} is not MODEL.KEY=VALUE (e.g. cmdhar.d_model=24)")
+        try:
+            value = json.loads(raw.strip())
+        except json.JSONDecodeError:
+            value = raw.strip()
+        out.setdefault(model, {})[key.strip()] = value
+    return out
+
+
 def _resolve_folds(settings: BenchmarkSettings, subjects: list[str]):
     from components.data.splitting import SplitConfig, SplitError, make_folds
 
@@ -654,6 +682,8 @@ def _open_ledgers(
     ledgers: dict[str, Any] = {}
     for n in names:
         fingerprint = {**base, "code_sha256": code_fingerprint(model=n), "code_excludes": code_scope(n)}
+        if settings.hparams.get(n):  # only when set, so the records made at the defaults stay current
+            fingerprint["hparams"] = dict(settings.hparams[n])
         led = Ledger(Path(settings.ledger), settings.dataset, settings.protocol, fingerprint)
         ledgers[n] = by_digest.setdefault(led.digest, led)
     done = {
@@ -683,6 +713,9 @@ def run_benchmark(
     unknown = [n for n in names if n not in MODEL_NAMES]
     if unknown:
         raise ValueError(f"unknown models {unknown}; known: {', '.join(MODEL_NAMES)}")
+    not_run = sorted(set(settings.hparams) - set(names))
+    if not_run:
+        raise ValueError(f"--hparams names models that this run does not train: {not_run} (models: {names})")
     if settings.seeds < 1 or settings.jobs < 1:
         raise ValueError("seeds and jobs must be >= 1")
     root = Path(settings.data_dir) if settings.data_dir else default_data_dir()
@@ -701,6 +734,11 @@ def run_benchmark(
             raise ValueError(f"subjects {missing} are not in {settings.dataset} ({windows.subjects})")
         windows = windows.for_subjects(settings.subjects)
     folds = _resolve_folds(settings, windows.subjects)
+    for n, hp in settings.hparams.items():  # a misspelt argument fails here, not in every task
+        try:
+            build_model(n, InputSpec.from_windows(windows), **hp)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"--hparams for {n} {hp}: {exc}") from exc
     device = settings.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -730,6 +768,7 @@ def run_benchmark(
         tasks = [
             {
                 "model": n,
+                "hparams": settings.hparams.get(n, {}),
                 "fold": asdict(f),
                 "seed": seed,
                 "windows_dir": windows_dir,
@@ -848,10 +887,13 @@ def run_benchmark(
         built = {}
         for n in names:
             torch.manual_seed(0)
-            built[n] = build_model(n, spec)
+            built[n] = build_model(n, spec, **settings.hparams.get(n, {}))
         with _EFFICIENCY_LOCK:  # one measurement at a time per process (clean timings; one exporter)
             effs = efficiency_reports(built, spec, runs=settings.latency_runs, rounds=LATENCY_ROUNDS)
     models_out: dict[str, Any] = {n: aggregate(n, records[n], effs.get(n)) for n in names}
+    for n, hp in settings.hparams.items():
+        if n in models_out and hp:
+            models_out[n]["hparams"] = dict(hp)
 
     deviations = settings.deviations()
     if skipped:
