@@ -623,15 +623,15 @@ def parse_hparams(text: str | None) -> dict[str, dict[str, Any]]:
         item = item.strip()
         if not item:
             continue
-        target, sep, raw = item.partition("=")
-        model, dot, key = target.strip().rpartition(".")
-        if not sep or not dot or not model or not key or not raw.strip():
+        target, sep, raw = (part.strip() for part in item.partition("="))
+        model, dot, key = (part.strip() for part in target.rpartition("."))
+        if not sep or not dot or not model or not key or not raw:
             raise ValueError(f"--hparams item {item!r} is not MODEL.KEY=VALUE (e.g. cmdhar.d_model=24)")
         try:
-            value = json.loads(raw.strip())
+            value = json.loads(raw)
         except json.JSONDecodeError:
-            value = raw.strip()
-        out.setdefault(model, {})[key.strip()] = value
+            value = raw
+        out.setdefault(model, {})[key] = value
     return out
 
 
@@ -734,9 +734,10 @@ def run_benchmark(
             raise ValueError(f"subjects {missing} are not in {settings.dataset} ({windows.subjects})")
         windows = windows.for_subjects(settings.subjects)
     folds = _resolve_folds(settings, windows.subjects)
+    spec = InputSpec.from_windows(windows)
     for n, hp in settings.hparams.items():  # a misspelt argument fails here, not in every task
         try:
-            build_model(n, InputSpec.from_windows(windows), **hp)
+            build_model(n, spec, **hp)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"--hparams for {n} {hp}: {exc}") from exc
     device = settings.device
@@ -879,7 +880,6 @@ def run_benchmark(
 
     # efficiency: main process, after training (no competing workers), 1 thread, every model's
     # latency timed in the same interleaved rounds so the ratios between them hold
-    spec = InputSpec.from_windows(windows)
     effs: dict[str, dict[str, Any]] = {}
     if settings.efficiency:
         from components.benchmark.efficiency import LATENCY_ROUNDS, efficiency_reports
@@ -891,8 +891,8 @@ def run_benchmark(
         with _EFFICIENCY_LOCK:  # one measurement at a time per process (clean timings; one exporter)
             effs = efficiency_reports(built, spec, runs=settings.latency_runs, rounds=LATENCY_ROUNDS)
     models_out: dict[str, Any] = {n: aggregate(n, records[n], effs.get(n)) for n in names}
-    for n, hp in settings.hparams.items():
-        if n in models_out and hp:
+    for n, hp in settings.hparams.items():  # every n is in names (checked above)
+        if hp:
             models_out[n]["hparams"] = dict(hp)
 
     deviations = settings.deviations()
