@@ -99,3 +99,52 @@ def test_recall_groups_count_confusions_inside_a_group_only():
     # a confusion outside the group still fails the gate
     cand_bad = {**cand, "confusion": [[0, 2, 8], [1, 9, 0], [0, 0, 10]]}
     assert not check_gates(cand_bad, grouped)["min_class_recall"]["passed"]
+
+
+def test_recall_gate_checks_every_class_with_metrics_present_mask():
+    """``present`` as classification_metrics returns it (booleans): the lowest class of all
+    must fail the gate, not class 1 (True used as a position)."""
+    from components.evaluation.metrics import classification_metrics
+
+    # class 0 recalled 1 of 20 (0.05), class 1 18 of 20 (0.9), class 2 10 of 20 (0.5)
+    y_true = [0] * 20 + [1] * 20 + [2] * 20
+    y_pred = [0] + [1] * 19 + [1] * 18 + [0] * 2 + [2] * 10 + [1] * 10
+    m = classification_metrics(y_true, y_pred, 3, ["lying", "walking", "transition"])
+    assert m["per_class_recall"] == pytest.approx([0.05, 0.9, 0.5])
+    gates = check_gates(
+        candidate(per_class_recall=m["per_class_recall"], present=m["present"], label_names=m["label_names"]), CFG
+    )
+    gate = gates["min_class_recall"]
+    assert not gate["passed"]
+    assert gate["value"] == pytest.approx(0.05) and gate["class"] == "lying"
+    # the same through the support counts that promotion passes
+    gates = check_gates(
+        candidate(per_class_recall=m["per_class_recall"], support=m["support"], label_names=m["label_names"]), CFG
+    )
+    assert gates["min_class_recall"]["class"] == "lying" and not gates["min_class_recall"]["passed"]
+
+
+def test_recall_gate_lists_every_class_below_and_skips_classes_without_test_windows():
+    c = candidate(per_class_recall=[0.05, 0.9, 0.1, 0.0], support=[20, 20, 20, 0])
+    c["label_names"] = ["a", "b", "c", "absent"]
+    d = decide(c, None, CFG)
+    gate = d.gates["min_class_recall"]
+    assert d.outcome == "rejected" and gate["class"] == "a" and gate["below"] == ["a", "c"]
+    assert any("2 classes below: a, c" in r for r in d.reasons)
+    # a class with no test windows (recall 0 by convention) is not a failure on its own
+    ok = decide(candidate(per_class_recall=[0.95, 0.85, 0.0], support=[10, 10, 0]), None, CFG)
+    assert ok.gates["min_class_recall"]["passed"] and ok.gates["min_class_recall"]["value"] == pytest.approx(0.85)
+
+
+def test_recall_groups_gate_uses_every_present_class():
+    cfg = dataclasses.replace(CFG, recall_groups=(("walking", "running"),))
+    confusion = [[1, 19, 0], [0, 10, 10], [0, 10, 10]]  # lying 0.05; walking/running grouped 1.0
+    c = candidate(per_class_recall=[0.05, 0.5, 0.5], confusion=confusion, support=[20, 20, 20])
+    c["label_names"] = ["lying", "walking", "running"]
+    gate = check_gates(c, cfg)["min_class_recall"]
+    assert not gate["passed"] and gate["class"] == "lying" and gate["strict_class"] == "lying"
+
+
+def test_recall_gate_rejects_a_malformed_mask():
+    with pytest.raises(ValueError, match="one entry per class"):
+        check_gates(candidate(present=[0, 2]), CFG)

@@ -72,6 +72,25 @@ def grouped_recall(confusion: list[list[int]], names: list[str], groups: tuple[t
     return out
 
 
+def checked_classes(candidate: dict[str, Any]) -> list[int]:
+    """Positions of the classes the recall gate checks: every class with test windows.
+
+    ``support`` (true windows per class) decides when given; else ``present``, the boolean
+    mask that :func:`classification_metrics` returns; else every class.
+    """
+    n = len(candidate["per_class_recall"])
+    mask = candidate.get("support")
+    if mask is not None:
+        mask = [s > 0 for s in mask]
+    else:
+        mask = candidate.get("present")
+    if mask is None:
+        return list(range(n))
+    if len(mask) != n or not all(isinstance(m, bool) for m in mask):
+        raise ValueError(f"support/present must have one entry per class ({n}), got {list(mask)!r}")
+    return [i for i, m in enumerate(mask) if m]
+
+
 def check_gates(candidate: dict[str, Any], cfg: PromotionConfig) -> dict[str, dict[str, Any]]:
     """Evaluate every gate. ``candidate`` keys: macro_f1, int8_macro_f1, per_class_recall,
     latency_ms_p50 (int8), model_bytes (int8), int8_size_ratio (fp32 / int8 file bytes),
@@ -83,8 +102,9 @@ def check_gates(candidate: dict[str, Any], cfg: PromotionConfig) -> dict[str, di
         if candidate.get("confusion") is None:
             raise ValueError("recall_groups needs the candidate's confusion matrix")
         recalls = grouped_recall(candidate["confusion"], names, cfg.recall_groups)
-    present = candidate.get("present") or list(range(len(recalls)))
+    present = checked_classes(candidate)
     worst_i = min(present, key=lambda i: recalls[i]) if present else 0
+    below = [names[i] for i in present if recalls[i] < cfg.min_class_recall]
     drop = candidate["macro_f1"] - candidate["int8_macro_f1"]
     return {
         "min_macro_f1": _gate(candidate["macro_f1"], cfg.min_macro_f1, candidate["macro_f1"] >= cfg.min_macro_f1),
@@ -103,6 +123,7 @@ def check_gates(candidate: dict[str, Any], cfg: PromotionConfig) -> dict[str, di
         "min_class_recall": {
             **_gate(recalls[worst_i], cfg.min_class_recall, recalls[worst_i] >= cfg.min_class_recall),
             "class": names[worst_i],
+            "below": below,
             **(
                 {
                     "strict_min": float(min(strict[i] for i in present)) if present else 0.0,
@@ -150,6 +171,8 @@ def decide(candidate: dict[str, Any], champion_macro_f1: float | None, cfg: Prom
 def _describe(name: str, g: dict[str, Any]) -> str:
     mark = "ok" if g["passed"] else "FAILED"
     cls = f" (class {g['class']})" if "class" in g else ""
+    if len(g.get("below") or []) > 1:
+        cls += f"; {len(g['below'])} classes below: {', '.join(g['below'])}"
     if "strict_min" in g:
         cls += f"; within recall groups {g['groups']}; strict recall {g['strict_min']:.4g} ({g['strict_class']})"
     return f"{name}: {g['value']:.4g} vs {g['threshold']:.4g}{cls} -> {mark}"
