@@ -219,14 +219,52 @@ def train_cmd(
     no_cache: bool = typer.Option(False, "--no-cache", help="re-run every step"),
 ) -> None:
     """Run train_pipeline: data -> model -> evaluation -> export -> gated promotion -> BentoML model."""
+    from components.config import load_run_config
+    from components.train_config import ConfigError, check_run_config
     from pipelines.train_pipeline import train_pipeline
 
-    run = run_pipeline(train_pipeline, config, no_cache)
+    if not config.exists():
+        fail(f"config {config} not found")
+    try:
+        problems = check_run_config(load_run_config(config), data_dir())
+        if problems:
+            raise ConfigError(problems)
+        run = run_pipeline(train_pipeline, config, no_cache)
+    except ConfigError as e:
+        fail(f"{config}: {e}", soft_wrap=True)
     print_train_run_summary(run)
 
 
+def per_class_table(metrics: dict, worst: int = 3) -> Table:
+    """Per-class test recall, precision, F1 and support, lowest recall first; the ``worst``
+    lowest-recall classes in red (rare classes otherwise hide behind the macro average).
+    Classes absent from the test windows are left out and counted in the caption."""
+    names = metrics.get("label_names") or [str(i) for i in range(len(metrics["support"]))]
+    rows = [
+        (names[i], metrics["per_class_recall"][i], metrics["per_class_precision"][i], metrics["per_class_f1"][i], n)
+        for i, n in enumerate(metrics["support"])
+        if n > 0
+    ]
+    rows.sort(key=lambda r: (r[1], r[0]))
+    absent = len(metrics["support"]) - len(rows)
+    table = Table(
+        title="per class (test), lowest recall first",
+        caption=f"{absent} classes absent from the test windows" if absent else None,
+        title_justify="left",
+        pad_edge=False,
+        box=None,
+    )
+    for col in ("class", "recall", "precision", "F1", "support"):
+        table.add_column(col, justify="left" if col == "class" else "right")
+    for k, (name, recall, precision, f1, n) in enumerate(rows):
+        style = "red" if k < worst else None
+        table.add_row(name, f"{recall:.3f}", f"{precision:.3f}", f"{f1:.3f}", str(n), style=style)
+    return table
+
+
 def print_train_run_summary(run) -> None:
-    """Test metrics, the promotion decision with reasons, lineage ids and next commands."""
+    """Test metrics, per-class precision/recall, the promotion decision with reasons,
+    lineage ids and next commands."""
     from zenml.client import Client
 
     from components import tracking
@@ -238,8 +276,15 @@ def print_train_run_summary(run) -> None:
     exported = steps["export_model_step"].outputs["exported_model"][0].run_metadata
     bento = steps["package_model_step"].outputs["bento_model_tag"][0].load()
     version = steps["validate_dataset_step"].outputs["validated_data_version"][0].load()
+    trained = steps["train_model_step"].outputs["trained_model"][0].run_metadata
     table = Table(title=f"train_pipeline run {run.name} ({run.status.value})", show_header=False)
     table.add_row("data version", f"{version} (data.dvc)")
+    if "epochs_run" in trained:
+        table.add_row(
+            "training",
+            f"{trained['epochs_run']} epochs (best: epoch {trained.get('best_epoch', -1) + 1}), "
+            f"stopped by {trained.get('stopped_by', '?')}, {trained.get('train_seconds', float('nan')):.0f} s",
+        )
     table.add_row("test subjects", ", ".join(metrics["test_subjects"]))
     table.add_row(
         "test macro-F1",
@@ -263,6 +308,8 @@ def print_train_run_summary(run) -> None:
     cached = [name for name, s in steps.items() if s.status.value == "cached"]
     table.add_row("cached steps", ", ".join(cached) or "none")
     console.print(table)
+    if metrics.get("per_class_recall"):
+        console.print(per_class_table(metrics))
     lineage = f"har lineage {decision['registered_version']} -m {decision['registered_model']}"
     bento = f"bentoml models list {decision['registered_model']}" if decision["promoted"] else "(no new champion)"
     console.print(
@@ -278,12 +325,18 @@ def lineage_cmd(
         help="registered version number, alias (champion, challenger, ...) "
         "or BentoML model tag; default: the current champion",
     ),
-    registered_model: str = typer.Option("cmd-har-dsads", "--model", "-m", help="MLflow registered model"),
+    registered_model: str | None = typer.Option(
+        None,
+        "--model",
+        "-m",
+        help="MLflow registered model (default: the one a BentoML tag REF names, else the only one with a champion)",
+    ),
 ) -> None:
     """Print the lineage chain: raw checksums -> data version -> runs -> metrics -> versions -> deployments."""
-    from components.lineage import LineageError, chain
+    from components.lineage import LineageError, chain, default_registered_model
 
     try:
+        registered_model = registered_model or default_registered_model(ref)
         links = chain(registered_model, ref)
     except LineageError as e:
         fail(str(e))
@@ -314,6 +367,16 @@ def _register_retrain() -> None:
 
 
 _register_retrain()
+
+
+def _register_dataset() -> None:
+    """``har data new``, ``har config new`` (components/cli_dataset.py)."""
+    from components.cli_dataset import register
+
+    register(app, data_app)
+
+
+_register_dataset()
 
 
 @app.command("version")

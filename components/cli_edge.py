@@ -70,7 +70,12 @@ def profiles() -> None:
 def simulate_cmd(
     bundle: Path | None = typer.Option(None, help="bundle folder or .tar.gz (default: the champion's)"),
     profile: str = typer.Option("phone", help="configs/edge/<name>.yaml or a path"),
-    model: str = typer.Option("cmd-har-dsads", "--model", "-m", help="registered model whose champion to use"),
+    model: str | None = typer.Option(
+        None,
+        "--model",
+        "-m",
+        help="registered model whose champion to use (default: the only one with champions in the BentoML store)",
+    ),
     recordings: int | None = typer.Option(None, help="replay only the first N test-subject recordings"),
     max_seconds: float | None = typer.Option(None, help="cut each recording to this many seconds"),
     speed: float | None = typer.Option(None, help="1 = real time, 10 = 10x, 0 = as fast as possible (profile)"),
@@ -82,14 +87,14 @@ def simulate_cmd(
 
     from components.edge.bundle import BundleError, open_bundle, read_manifest
     from components.edge.simulate import load_profile, load_streams, plot_timeline, simulate
-    from components.edge.store import NoChampionError, champion_bundle
+    from components.edge.store import NoChampionError, champion_bundle, default_registered_model
     from components.io_utils import atomic_write_text
 
     try:
         prof = load_profile(profile)
         if speed is not None:
             prof = replace(prof, speed=speed)
-        folder, tmp = open_bundle(bundle) if bundle else (champion_bundle(model), None)
+        folder, tmp = open_bundle(bundle) if bundle else (champion_bundle(model or default_registered_model()), None)
         lineage = read_manifest(folder)["lineage"]
         who = subjects.split(",") if subjects else [str(s) for s in lineage.get("test_subjects", [])]
         if not who:

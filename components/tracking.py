@@ -184,6 +184,50 @@ def register_onnx(onnx_path: Path, registered_model: str, example: Any, metadata
     return str(info.registered_model_version)
 
 
+def active_run_id() -> str | None:
+    """The id of the active MLflow run (ZenML's tracker opens one per pipeline run), or None."""
+    import mlflow
+
+    run = mlflow.active_run()
+    return run.info.run_id if run is not None else None
+
+
+def link_version_runs(
+    registered_model: str,
+    version: str,
+    training_run_id: str,
+    promoting_run_id: str | None,
+    zenml_run_id: str,
+    zenml_run_name: str,
+) -> dict[str, str]:
+    """Tag a registered version with the runs that trained and promoted it; return the tags.
+
+    A registered version's ``run_id`` is its training run. When ZenML cached the training
+    step, a later pipeline run promotes a new version from that same run: the
+    ``promoting_*`` tags name the run that registered this version (its MLflow run is the
+    tracker's run of that pipeline run; absent without the tracker). That MLflow run is
+    tagged back with the version and the training run.
+    """
+    tags = {
+        "training_mlflow_run_id": training_run_id,
+        "promoting_zenml_run_id": zenml_run_id,
+        "promoting_zenml_run_name": zenml_run_name,
+    }
+    if promoting_run_id:
+        tags["promoting_mlflow_run_id"] = promoting_run_id
+    c = client()
+    for key, value in tags.items():
+        c.set_model_version_tag(registered_model, version, key, value)
+    if promoting_run_id and promoting_run_id != training_run_id:
+        for key, value in {
+            "registered_model": registered_model,
+            "registered_version": version,
+            "training_mlflow_run_id": training_run_id,
+        }.items():
+            c.set_tag(promoting_run_id, key, value)
+    return tags
+
+
 def alias_version(registered_model: str, alias: str) -> Any | None:
     """The model version behind ``alias`` (None if the alias or the model does not exist)."""
     from mlflow.exceptions import MlflowException

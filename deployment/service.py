@@ -4,10 +4,11 @@
     cd deployment && bentoml build     # a lean Bento: this file + har_runtime/ + the champion model
 
 The model is the BentoML model that promotion saved (its folder is the edge bundle:
-int8 ONNX + preprocessing + lineage manifest). ``HAR_BENTO_MODEL`` picks another tag
-(default ``$HAR_MODEL_NAME:latest``, ``HAR_MODEL_NAME=cmd-har-dsads``): only promoted
-models are saved, so the latest one is the champion. A built Bento serves the model it
-was built with. No torch, no retraining.
+int8 ONNX + preprocessing + lineage manifest), chosen in this order: ``HAR_BENTO_MODEL``
+(an exact tag); inside a built Bento, the model it was built with; ``HAR_MODEL_NAME``
+(that registered model's latest champion: only promoted models are saved); else the
+champion in the store when one registered model has champions there, and an error listing
+them when several do. No torch, no retraining.
 
 APIs (POST, JSON):
 - ``classify``: ``{"windows": [[[...]]]}`` raw windows ``(batch, channels, time)`` in
@@ -33,14 +34,15 @@ import numpy as np
 from bentoml.validators import ContentType
 from pydantic import BeforeValidator
 
+from har_runtime.champions import ChampionChoiceError, only_stored_champion
 from har_runtime.runtime import FP32_FILE, INT8_FILE, Classifier, InputError, Limits
 
-MODEL_NAME = os.environ.get("HAR_MODEL_NAME", "cmd-har-dsads")
 BENTO_YAML = Path(__file__).resolve().parent.parent / "bento.yaml"  # exists when run from a built Bento
 
 
 def _model_tag() -> str:
-    """``HAR_BENTO_MODEL``; else, inside a built Bento, the model it was built with; else the latest champion."""
+    """``HAR_BENTO_MODEL``; else, inside a built Bento, the model it was built with; else
+    ``$HAR_MODEL_NAME:latest``; else the store's champion when only one registered model has one."""
     if os.environ.get("HAR_BENTO_MODEL"):
         return os.environ["HAR_BENTO_MODEL"]
     if BENTO_YAML.is_file():
@@ -49,7 +51,18 @@ def _model_tag() -> str:
         for svc in yaml.safe_load(BENTO_YAML.read_text()).get("services") or []:
             for model in svc.get("models") or []:
                 return str(model["tag"])
-    return f"{MODEL_NAME}:latest"
+    if os.environ.get("HAR_MODEL_NAME"):
+        return f"{os.environ['HAR_MODEL_NAME']}:latest"
+    try:
+        return only_stored_champion(
+            how_to_choose="set HAR_MODEL_NAME={name} (serve its latest champion) or HAR_BENTO_MODEL={tag} "
+            "(serve that exact model).",
+            when_none="Run `make run` (or `har train`) until a model passes the promotion gates "
+            "(`har lineage` shows why the last one did not), or point HAR_BENTO_MODEL at a tag from "
+            "`bentoml models list`.",
+        ).tag
+    except ChampionChoiceError as e:
+        raise RuntimeError(str(e)) from None
 
 
 MODEL_TAG = _model_tag()

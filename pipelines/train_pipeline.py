@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from zenml import pipeline
 
+from components.config import data_dir
+from components.train_config import registered_model_name, require_valid_parameters
 from pipelines.data_pipeline import prepare_data
 from steps.build_edge_bundle import build_edge_bundle_step
 from steps.evaluate_model import evaluate_model_step
@@ -29,9 +31,28 @@ def train_pipeline(
     export: dict | None = None,
     promotion: dict | None = None,
     edge: dict | None = None,
-    registered_model: str = "cmd-har-dsads",
+    registered_model: str | None = None,
 ) -> None:
-    """Versioned data -> cross-subject-validated model -> gated promotion -> BentoML model."""
+    """Versioned data -> cross-subject-validated model -> gated promotion -> BentoML model.
+
+    The parameters are checked against the dataset before any step runs;
+    ``registered_model`` defaults to ``cmd-har-<dataset>``.
+    """
+    registered_model = registered_model or registered_model_name(dataset)
+    require_valid_parameters(
+        {
+            "dataset": dataset,
+            "window": window,
+            "split": split,
+            "model": model,
+            "trainer": trainer,
+            "export": export,
+            "promotion": promotion,
+            "edge": edge,
+            "registered_model": registered_model,
+        },
+        data_dir(),
+    )
     fold_split = prepare_data(dataset, source, subjects, validation, window, split, fold, reimport=False)
     trained, run_id = train_model_step(fold_split, model=model or {"name": "cmdhar"}, trainer=trainer)
     metrics, _ = evaluate_model_step(trained, fold_split, run_id)

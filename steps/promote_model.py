@@ -50,15 +50,18 @@ def promote_model_step(
         "int8_macro_f1": report["int8_macro_f1"],
         "per_class_recall": test_metrics["per_class_recall"],
         "confusion": test_metrics.get("confusion"),
-        "present": test_metrics.get("present"),
+        "support": test_metrics["support"],
         "label_names": test_metrics["label_names"],
         "latency_ms_p50": report["int8_latency_ms_p50"],
         "model_bytes": report["int8_bytes"],
         "int8_size_ratio": report["size_ratio"],
     }
-    champion, champion_f1, champion_note = champion_macro_f1(registered_model, split)
+    champion, champion_f1, champion_note = champion_macro_f1(registered_model, split, mlflow_run_id)
     decision = decide(candidate, champion_f1, cfg)
     decision.reasons.insert(0, champion_note)
+    # the tracker's run of *this* pipeline run; not the training run when training was cached
+    promoting_run_id = tracking.active_run_id()
+    zenml_run = get_step_context().pipeline_run
     with tracking.run_context(mlflow_run_id):
         import mlflow
 
@@ -85,6 +88,9 @@ def promote_model_step(
         "promotion_outcome": decision.outcome,
     }.items():
         client.set_model_version_tag(registered_model, version, key, str(value))
+    runs = tracking.link_version_runs(
+        registered_model, version, mlflow_run_id, promoting_run_id, str(zenml_run.id), zenml_run.name
+    )
     if decision.promoted:
         if champion is not None:
             tracking.set_alias(registered_model, tracking.PREVIOUS, champion.version)
@@ -98,6 +104,7 @@ def promote_model_step(
         "registered_version": version,
         "mlflow_run_id": mlflow_run_id,
         "previous_champion_version": getattr(champion, "version", None),
+        **runs,
     }
     ids = {
         "promotion_outcome": decision.outcome,
@@ -105,9 +112,10 @@ def promote_model_step(
         "registered_version": version,
         "mlflow_run_id": mlflow_run_id,
         "data_version": str(split.provenance.get("data_version")),
+        **runs,
     }
     log_metadata(ids)  # on this step ...
-    log_metadata(ids, run_id_name_or_prefix=get_step_context().pipeline_run.id)  # ... and on the ZenML run
+    log_metadata(ids, run_id_name_or_prefix=zenml_run.id)  # ... and on the ZenML run
     return result
 
 

@@ -8,7 +8,14 @@ are re-encoded in the canonical format and run through the dataset's GX suite;
 failures go to ``data/quarantine/<dataset>/`` with JSON + Markdown reports,
 recordings whose content equals an existing one are skipped. The good ones enter
 ``data/<dataset>/`` as a whole-folder swap (old files hard-linked into a new folder,
-new index written, then renamed), so a crash leaves the previous dataset intact.
+new index and manifest written, then renamed), so a crash leaves the previous dataset intact.
+
+Provenance: the manifest's ``source.ingested_files`` maps every ingested recording id
+to ``{file: <original file name>, sha256: <sha256 of that file as read from disk>}``,
+and ``source.ingested_tree_digest`` is the sha256 over the sorted lines
+``"<sha256>  <recording_id>/<file>"`` of those entries (the tree digest format of the
+public imports, :func:`components.data.sources.digest_of_sums`). A public dataset's own
+``sha256sums_sha256`` / ``tree_digest`` are left as they are.
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ from components.data.recordings import (
     write_index,
     write_recording,
 )
+from components.data.sources import digest_of_sums
 from components.data.validation import (
     QUARANTINE_DIR,
     RecordingReport,
@@ -48,7 +56,7 @@ from components.data.validation import (
     content_hash,
     markdown_report,
 )
-from components.io_utils import atomic_write_text, swap_in
+from components.io_utils import atomic_write_text, sha256_file, swap_in
 
 SUFFIXES = (".parquet", ".csv")
 SIDECAR_SUFFIXES = (".yaml", ".yml", ".json")
@@ -71,6 +79,7 @@ class Incoming:
     values: np.ndarray
     labels: np.ndarray
     notes: list[str] = field(default_factory=list)
+    source_sha256: str = ""  # of the user's file as read from disk ("" = not yet computed)
 
 
 @dataclass
@@ -245,7 +254,8 @@ def read_incoming(
         notes.append(f"resampled {rate:.4g} Hz -> {manifest.sampling_rate_hz:g} Hz ({len(t)} samples)")
         meta.setdefault("extra", {})
         meta["extra"] = {**(meta["extra"] or {}), "resampled_from_hz": round(float(rate), 6)}
-    return Incoming(path, manifest.name, _recording_meta(path, meta, manifest), t, values, labels, notes)
+    meta_out = _recording_meta(path, meta, manifest)
+    return Incoming(path, manifest.name, meta_out, t, values, labels, notes, source_sha256=sha256_file(path))
 
 
 def _manifest_for(path: Path, data_dir: Path, name: str | None) -> Manifest:
@@ -391,11 +401,43 @@ def _quarantine(data_dir: Path, dataset: str, staged: Path, report: RecordingRep
     return qdir
 
 
+def ingested_tree_digest(files: dict[str, dict[str, str]]) -> str:
+    """sha256 over the sorted lines ``"<sha256>  <recording_id>/<file>"`` of ``source.ingested_files``."""
+    return digest_of_sums({f"{rid}/{entry['file']}": entry["sha256"] for rid, entry in files.items()})
+
+
+def _record_provenance(work: Path, new: list[tuple[Path, Incoming, str]], present: set[str]) -> None:
+    """Add the new recordings' source files and the tree digest to ``work``'s manifest.
+
+    The manifest is edited as YAML (keys this code does not know are kept) and replaced
+    by a rename, so the hard link to the live dataset's manifest is never written through.
+    Entries of recordings no longer in the dataset are dropped.
+    """
+    path = work / MANIFEST_FILE
+    raw = yaml.safe_load(path.read_text())
+    source = raw.get("source") or {}
+    if not isinstance(source, dict):
+        raise IngestError(f"{path.parent.name}: manifest 'source' must be a mapping, not {type(source).__name__}")
+    files = {rid: e for rid, e in (source.get("ingested_files") or {}).items() if rid in present}
+    for _, inc, _ in new:
+        files[inc.meta.recording_id] = {
+            "file": inc.source.name,
+            "sha256": inc.source_sha256 or sha256_file(inc.source),
+        }
+    source["ingested_files"] = dict(sorted(files.items()))
+    source["ingested_tree_digest"] = ingested_tree_digest(files)
+    raw["source"] = source
+    Manifest.from_dict(raw)  # still a valid manifest
+    atomic_write_text(path, yaml.safe_dump(raw, sort_keys=False, allow_unicode=True, width=100))
+
+
 def _commit(dataset_dir: Path, new: list[tuple[Path, Incoming, str]]) -> None:
-    """Swap in ``dataset_dir`` + the new recordings (old files hard-linked, new index)."""
+    """Swap in ``dataset_dir`` + the new recordings (old files hard-linked, new index,
+    manifest with the new source files' checksums)."""
     work = dataset_dir.with_name(f".ingest-{dataset_dir.name}-{os.getpid()}-new")
     if work.exists():
         shutil.rmtree(work)
+    (work / RECORDINGS_DIR).mkdir(parents=True)  # a new dataset has only its manifest so far
     try:
         for item in dataset_dir.iterdir():
             if item.is_dir():
@@ -409,6 +451,7 @@ def _commit(dataset_dir: Path, new: list[tuple[Path, Incoming, str]]) -> None:
             os.replace(staged, work / RECORDINGS_DIR / staged.name)
             rows.append(index_row(work, inc.meta, inc.t, inc.labels, digest))
         write_index(work, rows)
+        _record_provenance(work, new, {str(r["recording_id"]) for r in rows})
         swap_in(work, dataset_dir)
     finally:
         if work.exists():

@@ -7,10 +7,28 @@ from pathlib import Path
 from typing import Any
 
 from components.edge.bundle import read_manifest
+from har_runtime.champions import ChampionChoiceError, only_stored_champion
 
 
 class NoChampionError(LookupError):
     """There is no promoted model to serve or simulate."""
+
+
+def default_registered_model() -> str:
+    """The registered model whose champion ``har edge simulate`` uses without ``-m``: the only
+    one with champions in the BentoML store.
+
+    Raises:
+        NoChampionError: none there, or several (the message lists them and says to pass ``-m``).
+    """
+    try:
+        return only_stored_champion(
+            how_to_choose="pass -m NAME, e.g. `-m {name}`.",
+            when_none="`make run` / `har train` trains and promotes; or pass --bundle PATH to use a bundle "
+            "folder or .tar.gz.",
+        ).name
+    except ChampionChoiceError as e:
+        raise NoChampionError(str(e)) from None
 
 
 def save_to_bentoml(bundle_dir: Path, name: str, labels: dict[str, Any]) -> str:

@@ -17,11 +17,22 @@ from components.evaluation.metrics import classification_metrics
 from components.export.onnx_export import onnx_logits
 
 
-def champion_macro_f1(registered_model: str, split: SplitWindows) -> tuple[Any | None, float | None, str]:
-    """(champion model version or None, its macro-F1 on this split or None, explanation)."""
+def champion_macro_f1(
+    registered_model: str, split: SplitWindows, candidate_run_id: str | None = None
+) -> tuple[Any | None, float | None, str]:
+    """(champion model version or None, its macro-F1 on this split or None, explanation).
+
+    ``candidate_run_id``: the candidate's training run; when the champion was registered
+    from that same run (ZenML cached the training step), the explanation says so.
+    """
     champion = tracking.alias_version(registered_model, tracking.CHAMPION)
     if champion is None:
         return None, None, "no champion yet"
+    same_run = (
+        f" (trained in the same MLflow run {champion.run_id} as this candidate: training was cached)"
+        if candidate_run_id and champion.run_id == candidate_run_id
+        else ""
+    )
     run = tracking.client().get_run(champion.run_id)
     tags, metrics = run.data.tags, run.data.metrics
     data_version = str(split.provenance.get("data_version"))
@@ -30,7 +41,8 @@ def champion_macro_f1(registered_model: str, split: SplitWindows) -> tuple[Any |
         return (
             champion,
             float(metrics["test_macro_f1"]),
-            (f"champion v{champion.version}: recorded test macro-F1 on the same data version and test subjects"),
+            f"champion v{champion.version}: recorded test macro-F1 on the same data version and test subjects"
+            + same_run,
         )
     folder = tracking.download_artifacts(champion.run_id, "exported")
     pre = json.loads((folder / "preprocessing.json").read_text())
