@@ -51,6 +51,7 @@ def train_model_step(
         "best_epoch": result.best_epoch,
         "best_val_macro_f1": result.best_val_f1,
         "epochs_run": result.epochs_run,
+        "stopped_by": result.stopped_by,  # patience | epochs | time_budget | deadline
         "train_seconds": round(result.seconds, 1),
         "params": sum(p.numel() for p in net.parameters()),
     }
@@ -81,13 +82,15 @@ def train_model_step(
                 "test_subjects": ",".join(split.fold.test),
                 "config_hash": tracking.config_hash(params),
                 "model_architecture": model["name"],
+                "stopped_by": result.stopped_by,
                 **tracking.git_info(),
             }
         )
         mlflow.log_params(tracking.flatten(params))
         tracking.log_split_datasets(split, data_version)
         tracking.log_history(result.history)
-        mlflow.log_metrics({f"train.{k}": float(v) for k, v in summary.items()})
+        mlflow.log_metrics({f"train.{k}": float(v) for k, v in summary.items() if not isinstance(v, str)})
+        mlflow.log_metric("train.stopped_by_time_budget", float(result.stopped_by == "time_budget"))
         tracking.log_figure(plots.plot_learning_curves(result.history), "plots/learning_curves.png")
         tracking.log_figure(plots.plot_modality_balance(result.history), "plots/modality_balance.png")
         run_id = run.info.run_id

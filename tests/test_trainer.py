@@ -272,3 +272,139 @@ def test_training_step_never_reads_back_to_the_host(basicmotions_windows, name):
         terms, scores, coeffs = runner._step(torch.arange(8), modulate=hasattr(model, "forward_train"))
     assert terms.shape == (6,) and torch.isfinite(terms).all()
     assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+
+
+# -- time budget -----------------------------------------------------------------------
+class _Tiny(nn.Module):
+    """A model without forward_train (plain CE path), fast enough for many epochs."""
+
+    def __init__(self, spec: InputSpec):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv1d(spec.n_channels, 8, 5),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool1d(1),
+            nn.Flatten(),
+            nn.Linear(8, spec.n_classes),
+        )
+
+    def forward(self, x):
+        return self.net(x)
+
+
+def _train_tiny(train, val, monkeypatch, epoch_seconds: float | None = None, **kw):
+    """Train ``_Tiny`` with the budget's clock advancing ``epoch_seconds`` per epoch (None: real clock)."""
+    from components.training import trainer
+
+    if epoch_seconds is not None:
+        now = [1000.0]
+        real_evaluate = trainer.evaluate
+
+        def evaluate(*args, **kwargs):  # called once per epoch, after its steps
+            now[0] += epoch_seconds
+            return real_evaluate(*args, **kwargs)
+
+        monkeypatch.setattr(trainer, "_clock", lambda: now[0])
+        monkeypatch.setattr(trainer, "evaluate", evaluate)
+    torch.manual_seed(0)
+    model = _Tiny(InputSpec.from_windows(train))
+    return train_model(model, train, val, _cfg(batch_size=16, patience=1000, **kw))
+
+
+def test_time_budget_ends_training(basicmotions_windows, monkeypatch):
+    train, val = _standardise(*_source_split(basicmotions_windows))
+    # 15 s epochs in a 1 min budget: 4 epochs of the 100 allowed (the 4th reaches the budget)
+    res = _train_tiny(train, val, monkeypatch, epoch_seconds=15.0, epochs=100, time_budget_min=1.0)
+    assert res.epochs_run == 4 and res.stopped_by == "time_budget" and not res.stopped_by_deadline
+    # the real clock: any epoch outlasts a 1e-6 min budget
+    monkeypatch.undo()
+    res = _train_tiny(train, val, monkeypatch, epochs=5, time_budget_min=1e-6)
+    assert res.epochs_run == 1 and res.stopped_by == "time_budget"
+    assert res.config["time_budget_min"] == 1e-6
+
+
+def test_time_budget_lr_reaches_floor_at_end_of_budget(basicmotions_windows, monkeypatch):
+    """A budget that fits 4 epochs of a 100-epoch cap decays the LR like a 4-epoch run:
+    progress = max(epoch / epochs, elapsed / budget) reaches 1 when the budget ends."""
+    train, val = _standardise(*_source_split(basicmotions_windows))
+    budget = _train_tiny(train, val, monkeypatch, epoch_seconds=15.0, epochs=100, time_budget_min=1.0, lr=1e-2)
+    capped = _train_tiny(train, val, monkeypatch, epoch_seconds=15.0, epochs=4, lr=1e-2)
+    assert capped.stopped_by == "epochs" and budget.stopped_by == "time_budget"
+    lrs = [r["lr"] for r in budget.history]
+    assert lrs == pytest.approx([r["lr"] for r in capped.history], rel=1e-9)
+    assert lrs == pytest.approx([1e-2 * (1 + math.cos(math.pi * k / 4)) / 2 for k in range(4)], rel=1e-9)
+    assert lrs[-1] < 0.15 * 1e-2  # near the floor (0) in the last epoch: progress 3/4 -> 1 at its end
+    # the epoch cap still bounds the schedule when it comes first: 4 epochs of a long budget
+    short = _train_tiny(train, val, monkeypatch, epoch_seconds=15.0, epochs=4, time_budget_min=60.0, lr=1e-2)
+    assert short.stopped_by == "epochs" and [r["lr"] for r in short.history] == pytest.approx(lrs, rel=1e-9)
+
+
+def test_no_time_budget_keeps_the_epoch_schedule(basicmotions_windows, monkeypatch):
+    """time_budget_min None: CosineAnnealingLR over ``epochs``, bit for bit, whatever the clock says."""
+    train, val = _standardise(*_source_split(basicmotions_windows))
+    res = _train_tiny(train, val, monkeypatch, epoch_seconds=3600.0, epochs=5, lr=1e-2)
+    assert res.epochs_run == 5 and res.stopped_by == "epochs"
+    opt = torch.optim.AdamW([nn.Parameter(torch.zeros(1))], lr=1e-2)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=5)
+    expected = []
+    for _ in range(5):
+        expected.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert [r["lr"] for r in res.history] == expected
+
+
+def test_budget_lr_updates_the_captured_lr_tensor_in_place():
+    """On CUDA with graphs the LR is a tensor the captured step reads: the budget's schedule
+    must write into that tensor, never replace it."""
+    from components.training.trainer import _cosine_lr, _set_lr
+
+    lr = torch.tensor(1e-2)
+    opt = torch.optim.AdamW([nn.Parameter(torch.zeros(1))], lr=lr, foreach=False)
+    _set_lr(opt, _cosine_lr(1e-2, 0.5))
+    assert opt.param_groups[0]["lr"] is lr and float(lr) == pytest.approx(0.5e-2)
+    _set_lr(opt, _cosine_lr(1e-2, 1.5))  # past the end: the floor
+    assert float(lr) == 0.0
+
+
+def test_stopped_by_patience(basicmotions_windows, monkeypatch):
+    train, val = _standardise(*_source_split(basicmotions_windows))
+    torch.manual_seed(0)
+    res = train_model(_Tiny(InputSpec.from_windows(train)), train, val, _cfg(epochs=50, patience=1, lr=0.0))
+    # lr 0: the weights never change, so no epoch beats the first
+    assert res.epochs_run == 2 and res.stopped_by == "patience" and res.best_epoch == 0
+
+
+@pytest.mark.parametrize("bad", [-1.0, 0, 0.0, float("nan"), float("inf"), True, "5"])
+def test_time_budget_rejects_bad_values(bad):
+    from components.config import build
+
+    with pytest.raises(ValueError, match="time_budget_min"):
+        TrainConfig(time_budget_min=bad)
+    with pytest.raises(ValueError, match="time_budget_min"):
+        build(TrainConfig, {"time_budget_min": bad})
+    assert TrainConfig(time_budget_min=2).time_budget_min == 2
+
+
+def test_train_run_summary_per_class_table():
+    """The run summary's per-class table: lowest recall first, absent classes left out."""
+    from rich.console import Console
+
+    from components.cli import per_class_table
+
+    metrics = classification_metrics(
+        np.array([0, 0, 0, 0, 1, 1, 2, 2, 2, 2]),
+        np.array([0, 0, 0, 0, 1, 0, 2, 2, 2, 0]),
+        4,
+        ["walk", "rare", "sit", "absent"],
+    )
+    console = Console(width=120, record=True)
+    console.print(per_class_table(metrics, worst=1))
+    text = console.export_text()
+    lines = [
+        ln.split() for ln in text.splitlines() if ln.split() and ln.split()[0] in ("walk", "rare", "sit", "absent")
+    ]
+    assert [ln[0] for ln in lines] == ["rare", "sit", "walk"]
+    assert lines[0][1:] == ["0.500", "1.000", "0.667", "2"]  # recall, precision, F1, support
+    assert lines[2][1:3] == ["1.000", "0.667"]
+    assert "1 classes absent" in text

@@ -1,8 +1,16 @@
 """Training loop for CMD-HAR and the baselines.
 
-``train_model(model, train, val, cfg)``: AdamW, cosine LR over epochs, class-frequency
+``train_model(model, train, val, cfg)``: AdamW, cosine LR over the run, class-frequency
 weighted cross-entropy, early stopping on validation macro-F1 (best weights restored),
 fixed seeds and a deterministic data order, tqdm progress, and a per-epoch history.
+
+Training ends at whichever comes first: ``patience`` epochs without a better validation
+macro-F1, the ``epochs`` cap, or (with ``time_budget_min``) the wall-clock budget, checked
+after each epoch; :attr:`TrainResult.stopped_by` says which. Without a budget the cosine
+schedule spans ``epochs`` (PyTorch's ``CosineAnnealingLR``, bit-identical to earlier runs);
+with one it follows ``progress = max(epoch / epochs, elapsed / budget)``, so the LR reaches
+its floor at the epoch cap or at the end of the budget, whichever comes first. A budget
+makes the run length depend on the machine's speed: runs are then not reproducible.
 
 Models with ``forward_train`` (CMD-HAR) are trained with the full objective::
 
@@ -35,6 +43,7 @@ from components.training.modulation import ogm_ge
 
 # graph captures and reseeding happen one at a time when trainings share a process (threads)
 _CAPTURE_LOCK = threading.Lock()
+_clock = time.monotonic  # the clock of cfg.time_budget_min (tests replace it)
 
 
 @dataclass
@@ -69,6 +78,18 @@ class TrainConfig:
     num_threads: int | None = None
     cuda_graph: bool = True  # on CUDA: capture the training step once, replay it per batch
     deadline: float | None = None  # unix time: stop after the epoch that passes it (time budgets)
+    # wall-clock budget of the epoch loop in minutes: stop after the epoch that reaches it, and
+    # run the cosine schedule over it (``epochs`` is then a cap); None: schedule over epochs
+    time_budget_min: float | None = None
+
+    def __post_init__(self) -> None:
+        budget = self.time_budget_min
+        if budget is not None and (
+            isinstance(budget, bool) or not isinstance(budget, int | float) or not math.isfinite(budget) or budget <= 0
+        ):
+            raise ValueError(
+                f"time_budget_min must be a positive number of minutes or null (no budget), got {budget!r}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -87,6 +108,8 @@ class TrainResult:
     cuda_graph: bool = False  # the steps ran as CUDA-graph replays
     cuda_graph_error: str | None = None  # why capture failed (the steps then ran eagerly)
     stopped_by_deadline: bool = False  # cfg.deadline ended training before early stopping did
+    # what ended training: "patience", "epochs" (the cap), "time_budget" or "deadline"
+    stopped_by: str = "epochs"
 
 
 # ---------------------------------------------------------------------------------
@@ -269,6 +292,19 @@ class _StepRunner:
             return self._step(idx, modulate)
 
 
+def _cosine_lr(base_lr: float, progress: float) -> float:
+    """The cosine schedule at ``progress`` (0: start, 1: end) with a floor of 0, as ``CosineAnnealingLR``."""
+    return base_lr * (1.0 + math.cos(math.pi * min(max(progress, 0.0), 1.0))) / 2.0
+
+
+def _set_lr(opt: torch.optim.Optimizer, lr: float) -> None:
+    for group in opt.param_groups:
+        if isinstance(group["lr"], torch.Tensor):
+            group["lr"].fill_(lr)  # in place: a captured CUDA graph reads this tensor
+        else:
+            group["lr"] = lr
+
+
 def _epoch_batches(n: int, batch_size: int, gen: torch.Generator, device: torch.device) -> list[torch.Tensor]:
     """A seeded permutation of ``range(n)`` cut into batches of indices on ``device``.
 
@@ -356,22 +392,29 @@ def _train(
     opt = torch.optim.AdamW(
         model.parameters(), lr=lr, weight_decay=cfg.weight_decay, capturable=use_graph, foreach=device.type == "cuda"
     )
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(cfg.epochs, 1))
+    budget_s = cfg.time_budget_min * 60.0 if cfg.time_budget_min is not None else None
+    # no budget: PyTorch's scheduler over the epochs (keeps earlier runs bit-identical)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(cfg.epochs, 1)) if budget_s is None else None
     multi = hasattr(model, "forward_train")
     runner = _StepRunner(model, opt, cfg, x, y, class_w, use_graph, augment)
     names = list(runner.encoder_params)
 
     history: list[dict[str, Any]] = []
     best_f1, best_epoch, best_state, stale = -1.0, -1, None, 0
-    stopped_by_deadline = False
+    stopped_by = "epochs"
     pbar = None
     if cfg.progress:
         from tqdm.auto import tqdm
 
-        pbar = tqdm(total=cfg.epochs, desc=type(model).__name__, unit="ep", leave=False)
+        desc = type(model).__name__ + (f" (budget {cfg.time_budget_min:g} min)" if budget_s is not None else "")
+        pbar = tqdm(total=cfg.epochs, desc=desc, unit="ep", leave=False)
+    t_loop = _clock()
     try:
         for epoch in range(cfg.epochs):
             t0 = time.time()
+            if budget_s is not None:  # the run's progress: epochs of the cap or time of the budget
+                progress = max(epoch / cfg.epochs, (_clock() - t_loop) / budget_s)
+                _set_lr(opt, _cosine_lr(cfg.lr, progress))
             model.train()
             modulate = multi and _use_modulation(model, cfg, epoch)
             batches = _epoch_batches(len(x), cfg.batch_size, gen, device)
@@ -384,7 +427,8 @@ def _train(
                 score_sums += scores
                 coeff_sums += coeffs
             lr_now = float(opt.param_groups[0]["lr"])
-            sched.step()
+            if sched is not None:
+                sched.step()
 
             val_metrics = evaluate(model, val, batch_size=1024 if device.type == "cuda" else 256)
             val_f1, val_acc = val_metrics["macro_f1"], val_metrics["accuracy"]
@@ -410,9 +454,13 @@ def _train(
                 pbar.update(1)
                 pbar.set_postfix(loss=f"{rec['loss']:.3f}", val_f1=f"{val_f1:.3f}", best=f"{best_f1:.3f}")
             if stale >= cfg.patience:
+                stopped_by = "patience"
                 break
             if cfg.deadline is not None and time.time() > cfg.deadline and epoch + 1 < cfg.epochs:
-                stopped_by_deadline = True
+                stopped_by = "deadline"
+                break
+            if budget_s is not None and _clock() - t_loop >= budget_s and epoch + 1 < cfg.epochs:
+                stopped_by = "time_budget"
                 break
     finally:
         if pbar is not None:
@@ -430,5 +478,6 @@ def _train(
         config=cfg.to_dict(),
         cuda_graph=bool(runner.graphs) and runner.use_graph,
         cuda_graph_error=runner.graph_error,
-        stopped_by_deadline=stopped_by_deadline,
+        stopped_by_deadline=stopped_by == "deadline",
+        stopped_by=stopped_by,
     )
