@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tests.conftest import QUIET_ENV, REPO_ROOT
+from tests.conftest import QUIET_ENV, REPO_ROOT, run_har
 
 DSADS, USC = "cmd-har-dsads", "cmd-har-usc-had"
 
@@ -101,14 +101,7 @@ def test_empty_store_says_nothing_was_promoted(tmp_path):
 
 
 def _har(env: dict[str, str], *args: str) -> tuple[int, str]:
-    proc = subprocess.run(
-        [sys.executable, "-m", "components.cli", *args],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    proc, _ = run_har(env, *args, check=False, timeout=300)
     return proc.returncode, _folded(proc.stdout + proc.stderr)
 
 

@@ -176,26 +176,11 @@ def test_training_is_deterministic(basicmotions_windows):
 def test_train_baseline_and_default_cmdhar_without_modulation(basicmotions_windows):
     train, val = _standardise(*_source_split(basicmotions_windows))
     spec = InputSpec.from_windows(train)
-
-    class Tiny(nn.Module):  # a model without forward_train: plain CE path
-        def __init__(self):
-            super().__init__()
-            self.net = nn.Sequential(
-                nn.Conv1d(spec.n_channels, 8, 5),
-                nn.ReLU(),
-                nn.AdaptiveAvgPool1d(1),
-                nn.Flatten(),
-                nn.Linear(8, spec.n_classes),
-            )
-
-        def forward(self, x):
-            return self.net(x)
-
-    res = train_model(Tiny(), train, val, _cfg(epochs=3, batch_size=16))
+    res = train_model(_Tiny(spec), train, val, _cfg(epochs=3, batch_size=16))  # no forward_train: plain CE
     assert res.epochs_run == 3 and all(r["coeffs"] == {} for r in res.history)
     assert all(r["aux"] == 0.0 for r in res.history)
     with pytest.raises(ValueError):
-        predict(Tiny(), val.x, modality_mask=np.ones((len(val), 2)))
+        predict(_Tiny(spec), val.x, modality_mask=np.ones((len(val), 2)))
 
     res = train_model(build_model("cmdhar", spec), train, val, _cfg(epochs=2, batch_size=16))  # no OGM-GE by default
     assert all(r["coeffs"] == {} for r in res.history)
