@@ -91,6 +91,11 @@ def test_ingest_unlabelled_samples_and_parquet_into_a_manifest_only_dataset(csv_
 def test_column_names_and_units_are_checked():
     assert channel_from_column("acc_x", UNITS, "wrist").position == "wrist"
     assert channel_from_column("Wrist_Gyroscope_Z", UNITS, None).modality == "gyro"
+    camel = channel_from_column("leftAnkleAccX", UNITS, None)
+    assert (camel.position, camel.modality, camel.axis, camel.name) == ("left_ankle", "acc", "x", "leftAnkleAccX")
+    assert channel_from_column("ACC.Y", UNITS, "waist").axis == "y"
+    with pytest.raises(NewDatasetError, match="'label' \\(the activity\\)"):
+        channel_from_column("activity", UNITS, "waist")
     with pytest.raises(NewDatasetError, match="no modality"):
         channel_from_column("heart_rate", UNITS, "chest")
     with pytest.raises(NewDatasetError, match="--position"):

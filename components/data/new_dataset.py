@@ -53,13 +53,14 @@ def parse_units(text: str | None) -> dict[str, str]:
 
 def channel_from_column(column: str, units: dict[str, str], position: str | None) -> Channel:
     """A manifest channel from a CSV column name (see the module docstring)."""
-    tokens = column.lower().split("_")
+    tokens = [t.lower() for t in re.findall(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+", column)]  # snake, camel, dots
     found = [i for i, tok in enumerate(tokens) if tok in MODALITY_ALIASES]
     if not found:
         raise NewDatasetError(
             f"column {column!r}: no modality in its name; name channels <position>_<modality>_<axis> "
             f"with modality one of {sorted(set(MODALITY_ALIASES.values()))} (aliases "
-            f"{sorted(MODALITY_ALIASES)}), e.g. wrist_acc_x, or write the manifest yourself (--manifest)"
+            f"{sorted(MODALITY_ALIASES)}), e.g. wrist_acc_x; the other columns may only be 't' (seconds) "
+            f"and 'label' (the activity); or write the manifest yourself (--manifest)"
         )
     i = found[-1]
     modality = MODALITY_ALIASES[tokens[i]]
