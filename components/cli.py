@@ -282,7 +282,8 @@ def print_train_run_summary(run) -> None:
     if "epochs_run" in trained:
         table.add_row(
             "training",
-            f"{trained['epochs_run']} epochs (best: epoch {trained.get('best_epoch', -1) + 1}), "
+            f"{trained['epochs_run']} of {trained.get('planned_epochs', '?')} planned epochs "
+            f"(best: epoch {trained.get('best_epoch', -1) + 1}), "
             f"stopped by {trained.get('stopped_by', '?')}, {trained.get('train_seconds', float('nan')):.0f} s",
         )
     table.add_row("test subjects", ", ".join(metrics["test_subjects"]))

@@ -51,6 +51,7 @@ def train_model_step(
         "best_epoch": result.best_epoch,
         "best_val_macro_f1": result.best_val_f1,
         "epochs_run": result.epochs_run,
+        "planned_epochs": result.planned_epochs,  # with a budget: reproduce with epochs=N, no budget
         "stopped_by": result.stopped_by,  # patience | epochs | time_budget | deadline
         "train_seconds": round(result.seconds, 1),
         "params": sum(p.numel() for p in net.parameters()),

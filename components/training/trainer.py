@@ -5,12 +5,12 @@ weighted cross-entropy, early stopping on validation macro-F1 (best weights rest
 fixed seeds and a deterministic data order, tqdm progress, and a per-epoch history.
 
 Training ends at whichever comes first: ``patience`` epochs without a better validation
-macro-F1, the ``epochs`` cap, or (with ``time_budget_min``) the wall-clock budget, checked
-after each epoch; :attr:`TrainResult.stopped_by` says which. Without a budget the cosine
-schedule spans ``epochs`` (PyTorch's ``CosineAnnealingLR``, bit-identical to earlier runs);
-with one it follows ``progress = max(epoch / epochs, elapsed / budget)``, so the LR reaches
-its floor at the epoch cap or at the end of the budget, whichever comes first. A budget
-makes the run length depend on the machine's speed: runs are then not reproducible.
+macro-F1, the ``epochs`` cap, or (with ``time_budget_min``) the wall-clock budget;
+:attr:`TrainResult.stopped_by` says which. The cosine schedule spans ``epochs``; with a
+budget, the first epoch's wall time fixes how many epochs fit (``planned_epochs``, at most
+``epochs``) and the schedule spans those, so the LR reaches its floor when the budget ends.
+How many fit depends on the machine; the run itself is then the same as one with
+``epochs = planned_epochs`` and no budget (recorded, so it can be reproduced exactly).
 
 Models with ``forward_train`` (CMD-HAR) are trained with the full objective::
 
@@ -27,6 +27,7 @@ import math
 import random
 import threading
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -44,6 +45,7 @@ from components.training.modulation import ogm_ge
 # graph captures and reseeding happen one at a time when trainings share a process (threads)
 _CAPTURE_LOCK = threading.Lock()
 _clock = time.monotonic  # the clock of cfg.time_budget_min (tests replace it)
+_Cosine = torch.optim.lr_scheduler.CosineAnnealingLR
 
 
 @dataclass
@@ -78,8 +80,8 @@ class TrainConfig:
     num_threads: int | None = None
     cuda_graph: bool = True  # on CUDA: capture the training step once, replay it per batch
     deadline: float | None = None  # unix time: stop after the epoch that passes it (time budgets)
-    # wall-clock budget of the epoch loop in minutes: stop after the epoch that reaches it, and
-    # run the cosine schedule over it (``epochs`` is then a cap); None: schedule over epochs
+    # wall-clock budget of the epoch loop: the first epoch's time fixes how many epochs fit
+    # (``epochs`` is then a cap) and the cosine schedule spans them; None: schedule over epochs
     time_budget_min: float | None = None
 
     def __post_init__(self) -> None:
@@ -110,6 +112,7 @@ class TrainResult:
     stopped_by_deadline: bool = False  # cfg.deadline ended training before early stopping did
     # what ended training: "patience", "epochs" (the cap), "time_budget" or "deadline"
     stopped_by: str = "epochs"
+    planned_epochs: int = 0  # the epochs the cosine schedule spans (with a budget: what fit)
 
 
 # ---------------------------------------------------------------------------------
@@ -292,19 +295,6 @@ class _StepRunner:
             return self._step(idx, modulate)
 
 
-def _cosine_lr(base_lr: float, progress: float) -> float:
-    """The cosine schedule at ``progress`` (0: start, 1: end) with a floor of 0, as ``CosineAnnealingLR``."""
-    return base_lr * (1.0 + math.cos(math.pi * min(max(progress, 0.0), 1.0))) / 2.0
-
-
-def _set_lr(opt: torch.optim.Optimizer, lr: float) -> None:
-    for group in opt.param_groups:
-        if isinstance(group["lr"], torch.Tensor):
-            group["lr"].fill_(lr)  # in place: a captured CUDA graph reads this tensor
-        else:
-            group["lr"] = lr
-
-
 def _epoch_batches(n: int, batch_size: int, gen: torch.Generator, device: torch.device) -> list[torch.Tensor]:
     """A seeded permutation of ``range(n)`` cut into batches of indices on ``device``.
 
@@ -393,8 +383,10 @@ def _train(
         model.parameters(), lr=lr, weight_decay=cfg.weight_decay, capturable=use_graph, foreach=device.type == "cuda"
     )
     budget_s = cfg.time_budget_min * 60.0 if cfg.time_budget_min is not None else None
-    # no budget: PyTorch's scheduler over the epochs (keeps earlier runs bit-identical)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(cfg.epochs, 1)) if budget_s is None else None
+    # with a budget the schedule starts after the first epoch, once its time says how many fit
+    # (epoch 0 runs at the base LR either way, so the run equals one over that many epochs)
+    planned = max(cfg.epochs, 1)
+    sched = _Cosine(opt, T_max=planned) if budget_s is None else None
     multi = hasattr(model, "forward_train")
     runner = _StepRunner(model, opt, cfg, x, y, class_w, use_graph, augment)
     names = list(runner.encoder_params)
@@ -412,9 +404,6 @@ def _train(
     try:
         for epoch in range(cfg.epochs):
             t0 = time.time()
-            if budget_s is not None:  # the run's progress: epochs of the cap or time of the budget
-                progress = max(epoch / cfg.epochs, (_clock() - t_loop) / budget_s)
-                _set_lr(opt, _cosine_lr(cfg.lr, progress))
             model.train()
             modulate = multi and _use_modulation(model, cfg, epoch)
             batches = _epoch_batches(len(x), cfg.batch_size, gen, device)
@@ -459,7 +448,18 @@ def _train(
             if cfg.deadline is not None and time.time() > cfg.deadline and epoch + 1 < cfg.epochs:
                 stopped_by = "deadline"
                 break
-            if budget_s is not None and _clock() - t_loop >= budget_s and epoch + 1 < cfg.epochs:
+            if budget_s is not None and epoch == 0:
+                planned = max(1, min(cfg.epochs, int(budget_s // max(_clock() - t_loop, 1e-9))))
+                sched = _Cosine(opt, T_max=planned)
+                with warnings.catch_warnings():  # the optimizer did step, before the scheduler existed
+                    warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step", UserWarning)
+                    sched.step()  # where a scheduler made before epoch 0 would be now
+                if pbar is not None:
+                    pbar.total = planned
+                    pbar.refresh()
+            if epoch + 1 < cfg.epochs and (
+                epoch + 1 >= planned or (budget_s is not None and _clock() - t_loop >= budget_s)
+            ):
                 stopped_by = "time_budget"
                 break
     finally:
@@ -480,4 +480,5 @@ def _train(
         cuda_graph_error=runner.graph_error,
         stopped_by_deadline=stopped_by == "deadline",
         stopped_by=stopped_by,
+        planned_epochs=planned,
     )
