@@ -53,16 +53,21 @@ class DatasetFacts:
     subjects: list[str]
     longest_s: float
     labels_by_subject: dict[str, set[str]]
+    longest_by_label: dict[str, float]  # longest recording holding each label
 
     @classmethod
     def load(cls, dataset_dir: Path) -> DatasetFacts:
         manifest = Manifest.load(dataset_dir)
         rows = read_index(dataset_dir)
         by_subject: dict[str, set[str]] = {}
+        by_label: dict[str, float] = {}
         for r in rows:
-            by_subject.setdefault(str(r["subject"]), set()).update(x for x in (r.get("labels") or "").split(",") if x)
+            labels = [x for x in (r.get("labels") or "").split(",") if x]
+            by_subject.setdefault(str(r["subject"]), set()).update(labels)
+            for label in labels:
+                by_label[label] = max(by_label.get(label, 0.0), float(r["duration_s"]))
         longest = max((float(r["duration_s"]) for r in rows), default=0.0)
-        return cls(manifest, _sorted_ids(by_subject), longest, by_subject)
+        return cls(manifest, _sorted_ids(by_subject), longest, by_subject, by_label)
 
 
 def choose_split(subjects: list[str]) -> dict[str, list[str]]:
@@ -103,6 +108,9 @@ def derive_config(template: dict[str, Any], dataset: str, facts: DatasetFacts) -
         f"validation {', '.join(split['val'])} · test {', '.join(split['test'])}",
         f"registered model {name}; promotion.recall_groups emptied (every class on its own)",
     ]
+    unseen = [x for x in m.labels if x not in facts.longest_by_label]
+    if unseen:
+        notes.append(f"labels with no recordings yet (no windows, not judged): {unseen}")
     for part in ("val", "test"):
         seen = set().union(*(facts.labels_by_subject[s] for s in split[part]))
         missing = [x for x in m.labels if x not in seen]
@@ -222,6 +230,13 @@ def _check_against(built: dict[str, Any], facts: DatasetFacts, dataset: str) -> 
                 f"parameters.window.length_s: {window.length_s:g} s is longer than every recording of "
                 f"{dataset!r} (longest {facts.longest_s:.2f} s)"
             )
+        else:
+            short = {x: d for x, d in facts.longest_by_label.items() if d < window.length_s}
+            if short:
+                problems.append(
+                    f"parameters.window.length_s: {window.length_s:g} s is longer than every recording of "
+                    f"classes {sorted(short)} (longest {max(short.values()):.2f} s): they would get no windows"
+                )
         if window.group_by not in ("modality", "position"):
             problems.append(f"parameters.window.group_by: 'modality' or 'position', not {window.group_by!r}")
     return problems

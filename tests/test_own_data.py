@@ -180,6 +180,17 @@ def test_config_copied_from_another_dataset_is_refused_before_any_step(csv_dir, 
     assert "parameters.split: subjects ['2'] are in both" in text
     assert "parameters.window.length_s: 600 s is longer than every recording" in text
     assert len(problems) == 6
+    # a window longer than every recording of one class (here: its recordings cut to 2 s)
+    facts = DatasetFacts.load(new_data / "team")
+    cfg = _train_yaml()
+    cfg["parameters"].update(dataset="team", registered_model=None)
+    cfg["parameters"]["promotion"]["recall_groups"] = []
+    cfg["parameters"]["split"] = {"protocol": "holdout", "test_subjects": ["2"], "val_subjects": []}
+    assert check_run_config({"parameters": cfg["parameters"]}, new_data) == []
+    cfg["parameters"]["window"]["length_s"] = min(facts.longest_by_label.values()) + 0.5
+    short = min(facts.longest_by_label, key=facts.longest_by_label.get)
+    problems = check_run_config({"parameters": cfg["parameters"]}, new_data)
+    assert len(problems) == 1 and f"classes ['{short}']" in problems[0] and "no windows" in problems[0]
 
 
 def test_config_checks_name_unknown_keys_and_a_missing_dataset(tmp_path):
