@@ -301,6 +301,21 @@ def test_time_budget_ends_training(basicmotions_windows, monkeypatch):
     # 15 s epochs in a 1 min budget: 4 epochs of the 100 allowed (the 4th reaches the budget)
     res = _train_tiny(train, val, monkeypatch, epoch_seconds=15.0, epochs=100, time_budget_min=1.0)
     assert res.epochs_run == 4 and res.stopped_by == "time_budget" and not res.stopped_by_deadline
+    # epochs that turn slower than the first (a machine that got busy) stop it at 1.25x the budget
+    from components.training import trainer
+
+    slow = [15.0, 30.0, 30.0, 30.0]
+    now = [0.0]
+    real_evaluate = trainer.evaluate
+
+    def evaluate(*args, **kwargs):
+        now[0] += slow.pop(0)
+        return real_evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(trainer, "_clock", lambda: now[0])
+    monkeypatch.setattr(trainer, "evaluate", evaluate)
+    res = train_model(_Tiny(InputSpec.from_windows(train)), train, val, _cfg(epochs=100, time_budget_min=1.0))
+    assert res.planned_epochs == 4 and res.epochs_run == 3 and res.stopped_by == "time_budget"  # 75 s >= 1.25 min
     # the real clock: any epoch outlasts a 1e-6 min budget
     monkeypatch.undo()
     res = _train_tiny(train, val, monkeypatch, epochs=5, time_budget_min=1e-6)
