@@ -7,9 +7,10 @@ from typing import Annotated
 from zenml import step
 from zenml.config import CachePolicy
 
-from components.config import build, data_dir
+from components.config import build
 from components.data.recordings import source_splits
 from components.data.splitting import SplitConfig, SplitWindows, split_windows
+from components.data.versioning import materialize
 from components.data.windows import WindowSet
 from steps.materializers import SplitWindowsMaterializer
 
@@ -26,7 +27,10 @@ def split_windows_step(
         fold: which fold of a multi-fold protocol this run trains on.
     """
     cfg = build(SplitConfig, split)
-    splits = source_splits(data_dir() / windows.provenance["dataset"]) if cfg.protocol == "predefined" else None
+    splits = None
+    if cfg.protocol == "predefined":  # the source's own split lives in the recordings index of that data version
+        with materialize(str(windows.provenance["data_version"]), str(windows.provenance["dataset"])) as folder:
+            splits = source_splits(folder)
     folds = split_windows(windows, cfg, splits)
     if not 0 <= fold < len(folds):
         raise ValueError(f"fold {fold} out of range: protocol {cfg.protocol} has {len(folds)} folds")

@@ -1,4 +1,4 @@
-"""Step: validate every recording with Great Expectations; quarantine failures."""
+"""Step: validate every recording of a data version with Great Expectations."""
 
 from __future__ import annotations
 
@@ -8,13 +8,12 @@ from zenml import step
 from zenml.config import CachePolicy
 from zenml.types import MarkdownString
 
-from components.config import build, data_dir
-from components.data.validation import ValidationConfig, markdown_report, validate_dataset
-from components.data.versioning import version_data
+from components.config import build
+from components.data.validation import ValidationConfig, ValidationFailed, validate_dataset
+from components.data.versioning import materialize
 
 
-# Cached on the *value* of data_version + config: an unchanged data version was already
-# validated (and any quarantine already applied), so re-running changes nothing.
+# Cached on the *value* of data_version + config: a data version that passed once passes again.
 @step(cache_policy=CachePolicy(include_artifact_ids=False))
 def validate_dataset_step(
     dataset: str, data_version: str, validation: dict | None = None
@@ -23,24 +22,34 @@ def validate_dataset_step(
     Annotated[dict, "validation_report"],
     Annotated[MarkdownString, "validation_report_md"],
 ]:
-    """Validate ``data/<dataset>/`` and move failing recordings to ``data/quarantine/``.
+    """Validate ``dataset`` as it is in ``data_version``; fail if any recording fails.
+
+    The step never changes the data: quarantining makes a new data version, and data
+    versions are made on the host (``har data validate DATASET`` then
+    ``har data version --push``), never inside a run.
 
     Args:
         dataset: dataset folder under ``data/``.
-        data_version: the ``data.dvc`` md5 being validated (cache key).
+        data_version: the ``data.dvc`` md5 to validate (fetched by version when ``data/`` differs).
         validation: :class:`ValidationConfig` fields.
 
     Returns:
-        The data version after quarantine (re-versioned only if something moved), the
-        machine-readable report, and a Markdown version for the dashboard.
+        ``data_version`` (every recording passed), the machine-readable report, and a
+        Markdown version for the dashboard.
 
     Raises:
-        ValidationFailed: more than the allowed share failed (nothing was moved).
+        ValidationFailed: a recording failed; the message names them and the commands.
     """
-    report = validate_dataset(data_dir() / dataset, build(ValidationConfig, validation))
+    with materialize(data_version, dataset) as folder:
+        report = validate_dataset(folder, build(ValidationConfig, validation), quarantine=False)
     failed = [r for r in report.reports if not r.ok]
-    validated = version_data() if failed else data_version
-    md = f"# {dataset}: {report.n_passed}/{report.n_recordings} recordings passed\n\n" + (
-        markdown_report(dataset, failed) if failed else "All recordings passed every expectation.\n"
-    )
-    return validated, report.to_dict(), MarkdownString(md)
+    if failed:
+        listed = "; ".join(f"{r.recording_id}: {(r.messages() or ['failed'])[0]}" for r in failed[:10])
+        more = f" (+{len(failed) - 10} more)" if len(failed) > 10 else ""
+        raise ValidationFailed(
+            f"{dataset} at data version {data_version}: {len(failed)}/{report.n_recordings} recordings failed "
+            f"validation: {listed}{more}. On the host, `har data validate {dataset}` moves them to "
+            f"data/quarantine/{dataset}/ with reports; then `har data version --push`, commit data.dvc and run again."
+        )
+    md = f"# {dataset}: {report.n_passed}/{report.n_recordings} recordings passed\n\nAll passed every expectation.\n"
+    return data_version, report.to_dict(), MarkdownString(md)

@@ -1,4 +1,4 @@
-"""Step: cut the validated recordings into fixed-length labelled windows."""
+"""Step: cut the recordings of a data version into fixed-length labelled windows."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from typing import Annotated
 from zenml import step
 from zenml.config import CachePolicy
 
-from components.config import build, data_dir
+from components.config import build
+from components.data.versioning import materialize
 from components.data.windowing import WindowConfig, window_dataset
 from components.data.windows import WindowSet
 from steps.materializers import WindowSetMaterializer
@@ -19,11 +20,12 @@ BY_VALUE = CachePolicy(include_artifact_ids=False)
 
 @step(cache_policy=BY_VALUE, output_materializers=WindowSetMaterializer)
 def window_dataset_step(dataset: str, data_version: str, window: dict | None = None) -> Annotated[WindowSet, "windows"]:
-    """Window every recording of ``data/<dataset>/``.
+    """Window every recording of ``dataset`` as it is in ``data_version``.
 
     Args:
         dataset: dataset folder under ``data/``.
-        data_version: the ``data.dvc`` md5 (cache key and provenance).
+        data_version: the validated ``data.dvc`` md5 (what is read, the cache key and provenance).
         window: :class:`WindowConfig` fields (length_s, overlap, min_majority, group_by).
     """
-    return window_dataset(data_dir() / dataset, build(WindowConfig, window), {"data_version": data_version})
+    with materialize(data_version, dataset) as folder:
+        return window_dataset(folder, build(WindowConfig, window), {"data_version": data_version})
