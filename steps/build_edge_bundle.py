@@ -1,4 +1,4 @@
-"""Step: build the edge bundle (folder + .tar.gz) of a promoted model."""
+"""Step: build the edge bundle of a promoted model; it travels to later steps as an artifact."""
 
 from __future__ import annotations
 
@@ -9,20 +9,22 @@ from zenml import get_step_context, log_metadata, step
 from components import provenance, tracking
 from components.config import artifacts_dir
 from components.data.splitting import SplitWindows
-from components.edge.bundle import build_bundle, verify_bundle
+from components.edge.bundle import EdgeBundle, build_bundle, verify_bundle
 from components.export.bundle import ExportedModel
+from steps.materializers import EdgeBundleMaterializer
 
 
-@step(enable_cache=False)
+@step(enable_cache=False, output_materializers={"edge_bundle": EdgeBundleMaterializer})
 def build_edge_bundle_step(
     promotion_decision: dict, exported_model: ExportedModel, split: SplitWindows, parity_windows: int = 8
-) -> Annotated[str, "edge_bundle"]:
-    """Write ``artifacts/edge/<model>-v<version>/`` + ``.tar.gz`` for a new champion and verify it.
+) -> Annotated[EdgeBundle, "edge_bundle"]:
+    """Build and verify the bundle of a new champion; return its files.
 
     The manifest carries sha256 of every file, the lineage ids (data.dvc md5, ZenML run,
     MLflow run, registered version, git commit) and the export metrics. The tarball is
-    logged to the MLflow run under ``edge/``. Returns the bundle folder, or ``""`` when
-    nothing was promoted.
+    logged to the MLflow run under ``edge/``; a copy stays in ``artifacts/edge/<model>-v<version>/``
+    (+ ``.tar.gz``) on the machine that ran the step, for ``har edge verify``; no step reads it.
+    Returns the empty bundle when nothing was promoted.
 
     Args:
         promotion_decision: output of the promotion step.
@@ -31,7 +33,7 @@ def build_edge_bundle_step(
         parity_windows: real test windows stored for ``har edge verify``.
     """
     if not promotion_decision["promoted"]:
-        return ""
+        return EdgeBundle()
     name, version = promotion_decision["registered_model"], str(promotion_decision["registered_version"])
     git = provenance.git_info()
     lineage = {
@@ -60,6 +62,6 @@ def build_edge_bundle_step(
         import mlflow
 
         mlflow.log_artifact(str(folder) + ".tar.gz", "edge")
-        mlflow.set_tag("edge_bundle", str(folder))
-    log_metadata({"edge_bundle": str(folder), "files": checked["files"]})
-    return str(folder)
+        mlflow.set_tag("edge_bundle", f"edge/{folder.name}.tar.gz")
+    log_metadata({"edge_bundle": folder.name, "files": checked["files"]})
+    return EdgeBundle.load(folder)

@@ -1,4 +1,4 @@
-"""ZenML materializers: window sets, splits, trained and exported models.
+"""ZenML materializers: window sets, splits, trained and exported models, edge bundles.
 
 Everything is stored as npz / JSON / ONNX / a torch state dict, never as a pickle.
 Content hashes are derived from provenance (data.dvc md5, window and split config),
@@ -19,6 +19,7 @@ from zenml.materializers.base_materializer import BaseMaterializer
 
 from components.data.splitting import SplitWindows
 from components.data.windows import WindowSet
+from components.edge.bundle import EdgeBundle
 from components.export.bundle import ExportedModel
 from components.training.trained import TrainedModel
 
@@ -132,3 +133,14 @@ class ExportedModelMaterializer(_FolderMaterializer):
 
     def extract_metadata(self, data: ExportedModel) -> dict[str, Any]:
         return {k: v for k, v in data.report.items() if isinstance(v, int | float | str)}
+
+
+class EdgeBundleMaterializer(_FolderMaterializer):
+    """Stores an :class:`EdgeBundle` as its files (an empty folder when nothing was promoted)."""
+
+    SKIP_REGISTRATION: ClassVar[bool] = False
+    ASSOCIATED_TYPES: ClassVar[tuple[type[Any], ...]] = (EdgeBundle,)
+    ASSOCIATED_ARTIFACT_TYPE: ClassVar[ArtifactType] = ArtifactType.MODEL
+
+    def extract_metadata(self, data: EdgeBundle) -> dict[str, Any]:
+        return {"bundle": data.name, "files": len(data.files), "bytes": sum(map(len, data.files.values()))}

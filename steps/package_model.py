@@ -2,35 +2,37 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 from zenml import log_metadata, step
 
-from components.edge.bundle import read_manifest
+from components.edge.bundle import EdgeBundle, read_manifest, verify_bundle
 from components.edge.store import save_to_bentoml
 
 
 @step(enable_cache=False)
-def package_model_step(promotion_decision: dict, edge_bundle: str) -> Annotated[str, "bento_model_tag"]:
+def package_model_step(promotion_decision: dict, edge_bundle: EdgeBundle) -> Annotated[str, "bento_model_tag"]:
     """Save the bundle (int8 + fp32 ONNX, preprocessing, lineage manifest) as a BentoML model.
 
-    Only champions are saved, so ``<model>:latest`` is the current champion. Its labels
+    Only champions are saved, so ``<model>:latest`` is the current champion. The bundle is
+    re-verified (hashes, parity) after its trip through the artifact store. Its labels
     carry the lineage ids (data version, ZenML run, MLflow run, registered version, git
     commit); the service copies them onto the Bento. Returns the BentoML model tag, or
     ``""`` when nothing was promoted (the served model stays what it was).
     """
     if not promotion_decision["promoted"] or not edge_bundle:
         return ""
-    lineage = read_manifest(Path(edge_bundle))["lineage"]
-    labels = {
-        "data_version": str(lineage.get("data_version")).replace(".dir", ""),
-        "zenml_run_id": lineage.get("zenml_run_id"),
-        "mlflow_run_id": lineage.get("mlflow_run_id"),
-        "registered_version": lineage.get("registered_version"),
-        "git_commit": lineage.get("git_commit"),
-        "stage": "champion",
-    }
-    tag = save_to_bentoml(Path(edge_bundle), str(promotion_decision["registered_model"]), labels)
+    with edge_bundle.unpacked() as folder:
+        verify_bundle(folder)
+        lineage = read_manifest(folder)["lineage"]
+        labels = {
+            "data_version": str(lineage.get("data_version")).replace(".dir", ""),
+            "zenml_run_id": lineage.get("zenml_run_id"),
+            "mlflow_run_id": lineage.get("mlflow_run_id"),
+            "registered_version": lineage.get("registered_version"),
+            "git_commit": lineage.get("git_commit"),
+            "stage": "champion",
+        }
+        tag = save_to_bentoml(folder, str(promotion_decision["registered_model"]), labels)
     log_metadata({"bento_model_tag": tag})
     return tag

@@ -14,6 +14,9 @@ import json
 import shutil
 import tarfile
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -31,6 +34,53 @@ INT8_ATOL = 0.05  # int8 kernels differ slightly across CPU instruction sets; la
 
 class BundleError(RuntimeError):
     """A bundle is incomplete, tampered with, or does not reproduce its recorded outputs."""
+
+
+@dataclass(frozen=True)
+class EdgeBundle:
+    """A bundle's files held in memory: what pipeline steps pass to each other (as a ZenML
+    artifact), never a path. No files: nothing was promoted (``bool(bundle)`` is False)."""
+
+    files: dict[str, bytes] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.files)
+
+    @property
+    def name(self) -> str:
+        """The bundle's name (``<model>-v<version>``) from its manifest; ``""`` when empty."""
+        if not self.files:
+            return ""
+        if MANIFEST_FILE not in self.files:
+            raise BundleError(f"edge bundle without {MANIFEST_FILE} (files: {sorted(self.files)})")
+        return str(json.loads(self.files[MANIFEST_FILE])["name"])
+
+    @classmethod
+    def load(cls, folder: Path | str) -> EdgeBundle:
+        """Read every plain file of a bundle folder (an empty folder: the empty bundle)."""
+        folder = Path(folder)
+        extra = [p.name for p in folder.iterdir() if not p.is_file()]
+        if extra:
+            raise BundleError(f"{folder}: a bundle holds only plain files, found {sorted(extra)}")
+        return cls({p.name: p.read_bytes() for p in sorted(folder.iterdir())})
+
+    def save(self, folder: Path | str) -> Path:
+        """Write the files into ``folder`` (created if needed); return it."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, data in self.files.items():
+            if Path(name).name != name or name in (".", ".."):
+                raise BundleError(f"bundle file name {name!r} is not a plain file name")
+            atomic_write_bytes(folder / name, data)
+        return folder
+
+    @contextmanager
+    def unpacked(self) -> Iterator[Path]:
+        """The bundle as a folder named after it, for as long as the ``with`` block lasts."""
+        if not self:
+            raise BundleError("the edge bundle is empty: nothing was promoted")
+        with tempfile.TemporaryDirectory(prefix="har-bundle-") as tmp:
+            yield self.save(Path(tmp) / self.name)
 
 
 def _logits(path: Path, x: np.ndarray) -> np.ndarray:
