@@ -123,8 +123,9 @@ def _remote_and_cache(repo: Path) -> tuple[str | None, dict, Path]:
     return (conf.get("core") or {}).get("remote"), remotes, Path(str(cache))
 
 
-def checkout_version(version: str, dest: Path, source: Path | None = None) -> Path:
-    """Check data version ``version`` out into ``dest/data`` and return that folder.
+def checkout_version(version: str, dest: Path, source: Path | None = None, dataset: str | None = None) -> Path:
+    """Check data version ``version`` (only ``data/<dataset>`` when given) out into
+    ``dest/data`` and return that folder.
 
     ``dest`` becomes a DVC project without Git that shares ``source``'s cache and remotes
     (``source``: the project of :func:`dvc_repo`): objects already in the cache are copied,
@@ -146,8 +147,9 @@ def checkout_version(version: str, dest: Path, source: Path | None = None) -> Pa
         if default:
             conf["core"]["remote"] = default
     (dest / DVC_FILE).write_text(yaml.safe_dump({"outs": [{"md5": version, "hash": "md5", "path": "data"}]}))
+    target = f"data/{dataset}" if dataset else DVC_FILE
     try:
-        _dvc(["checkout", DVC_FILE], dest)
+        _dvc(["checkout", target], dest)
     except VersioningError as missing:
         if not default:
             raise VersioningError(
@@ -156,7 +158,7 @@ def checkout_version(version: str, dest: Path, source: Path | None = None) -> Pa
                 "(after `dvc remote add -d ...`), and commit .dvc/config and data.dvc"
             ) from missing
         try:
-            _dvc(["pull", DVC_FILE], dest)
+            _dvc(["pull", target], dest)
         except VersioningError as e:
             raise VersioningError(
                 f"data version {version} could not be fetched from DVC remote {default!r} "
@@ -189,11 +191,10 @@ def materialize(version: str, dataset: str) -> Iterator[Path]:
             yield local
             return
     with tempfile.TemporaryDirectory(prefix="har-data-") as tmp:
-        folder = checkout_version(version, Path(tmp), repo) / dataset
+        folder = checkout_version(version, Path(tmp), repo, dataset) / dataset
         if not (folder / "manifest.yaml").exists():
-            held = sorted(p.parent.name for p in folder.parent.glob("*/manifest.yaml"))
             raise VersioningError(
-                f"data version {version} has no dataset {dataset!r} (it holds {held or 'none'}); "
+                f"data version {version} has no dataset {dataset!r}; "
                 f"on the host: `har data import {dataset}` or `har data ingest PATH --dataset {dataset}`, "
                 "then `har data version --push` and commit data.dvc"
             )
