@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated
 
 from zenml import step
@@ -40,16 +41,24 @@ def validate_dataset_step(
     Raises:
         ValidationFailed: a recording failed; the message names them and the commands.
     """
-    with materialize(data_version, dataset) as folder:
-        report = validate_dataset(folder, build(ValidationConfig, validation), quarantine=False)
+    cfg = build(ValidationConfig, validation)
+    with materialize(data_version, dataset) as folder:  # every report, however many fail: nothing is moved here
+        report = validate_dataset(folder, replace(cfg, max_quarantine_share=1.0), quarantine=False)
     failed = [r for r in report.reports if not r.ok]
     if failed:
         listed = "; ".join(f"{r.recording_id}: {(r.messages() or ['failed'])[0]}" for r in failed[:10])
         more = f" (+{len(failed) - 10} more)" if len(failed) > 10 else ""
+        then = "then `har data version --push`, commit data.dvc and run again"
+        if report.quarantined_share <= cfg.max_quarantine_share:
+            what = f"On the host, `har data validate {dataset}` moves them to data/quarantine/{dataset}/; {then}."
+        else:
+            what = (
+                f"That is more than max_quarantine_share ({cfg.max_quarantine_share:.0%}), so `har data validate "
+                f"{dataset}` would move nothing: fix the recordings or their import on the host, {then}."
+            )
         raise ValidationFailed(
             f"{dataset} at data version {data_version}: {len(failed)}/{report.n_recordings} recordings failed "
-            f"validation: {listed}{more}. On the host, `har data validate {dataset}` moves them to "
-            f"data/quarantine/{dataset}/ with reports; then `har data version --push`, commit data.dvc and run again."
+            f"validation: {listed}{more}. {what}"
         )
     md = f"# {dataset}: {report.n_passed}/{report.n_recordings} recordings passed\n\nAll passed every expectation.\n"
     return data_version, report.to_dict(), MarkdownString(md)

@@ -24,7 +24,7 @@ from components.data.importers import import_dataset
 from components.data.validation import ValidationFailed
 from components.data.versioning import DVC_FILE, VersioningError, data_version, materialize, version_data
 from components.edge.bundle import BundleError, EdgeBundle
-from tests.conftest import QUIET_ENV, REPO_ROOT, dvc_project, isolated_env, run_har
+from tests.conftest import DSADS_SMALL, QUIET_ENV, REPO_ROOT, dvc_project, isolated_env, run_har
 from tests.test_data_validation import VICTIM, nan_burst
 
 TRAIN_STEPS = [
@@ -127,18 +127,20 @@ def test_materialize_without_a_remote_says_how_to_push(tmp_path, monkeypatch):
 # -- validation makes no data version ---------------------------------------------------
 
 
-def test_validate_step_fails_on_a_bad_recording_and_changes_nothing(small_data_dir, tmp_path, monkeypatch):
+def test_validate_step_fails_on_a_bad_recording_and_changes_nothing(tmp_path, monkeypatch):
     from steps.validate_dataset import validate_dataset_step
 
     project = dvc_project(tmp_path / "proj")
-    shutil.copytree(small_data_dir / "dsads", project / "data" / "dsads")
+    import_dataset("dsads", project / "data", **DSADS_SMALL, jobs=1)  # 6 recordings
     clean = version_data(project)
     nan_burst(project / "data" / "dsads" / "recordings" / f"{VICTIM}.parquet")
     bad = version_data(project)
     monkeypatch.setenv("HAR_DATA_DIR", str(project / "data"))
-    expected = f"1/.* recordings failed validation: {VICTIM}: .*har data validate dsads"
+    expected = f"1/6 recordings failed validation: {VICTIM}: .*On the host, `har data validate dsads` moves them"
     with pytest.raises(ValidationFailed, match=expected):
         validate_dataset_step.entrypoint("dsads", bad, {"jobs": 1})
+    with pytest.raises(ValidationFailed, match="more than max_quarantine_share \\(10%\\)"):
+        validate_dataset_step.entrypoint("dsads", bad, {"jobs": 1, "max_quarantine_share": 0.1})
     assert data_version(project) == bad and not (project / "data" / "quarantine").exists()
     assert (project / "data" / "dsads" / "recordings" / f"{VICTIM}.parquet").exists()
     # the clean version is still in the cache: validated by version, it passes as it is
