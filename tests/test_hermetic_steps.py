@@ -24,7 +24,15 @@ from components.data.importers import import_dataset
 from components.data.validation import ValidationFailed
 from components.data.versioning import DVC_FILE, VersioningError, data_version, materialize, version_data
 from components.edge.bundle import BundleError, EdgeBundle
-from tests.conftest import DSADS_SMALL, QUIET_ENV, REPO_ROOT, dvc_project, isolated_env, run_har
+from tests.conftest import (
+    DSADS_SMALL,
+    QUIET_ENV,
+    REPO_ROOT,
+    dvc_project,
+    isolated_env,
+    run_har,
+    small_dsads_parameters,
+)
 from tests.test_data_validation import VICTIM, nan_burst
 
 TRAIN_STEPS = [
@@ -191,20 +199,7 @@ def _config(root: Path, code: Path) -> Path:
     config["steps"]["ingest_data_step"]["parameters"] = {"pull": True}  # as in configs/cluster.yaml
     p = config["parameters"]
     p.update(
-        subjects=["1", "2", "3"],
-        split={"protocol": "holdout", "test_subjects": ["3"], "val_subjects": ["2"]},
-        model={"name": "cnn", "hparams": {"channels": [16, 32, 32]}},
-        registered_model="cmd-har-hermetic",
-        export={"calibration_windows": 256},
-        promotion={
-            "min_macro_f1": 0.0,
-            "max_int8_f1_drop": 1.0,
-            "max_latency_ms": 1000.0,
-            "max_model_bytes": 50_000_000,
-            "min_int8_size_ratio": 1.0,
-            "min_class_recall": 0.0,
-            "tolerance": 0.0,
-        },
+        small_dsads_parameters("cmd-har-hermetic"),
         edge={"profiles": ["phone"], "max_recordings": 1, "max_seconds": 10},
     )
     p["validation"]["jobs"] = 1

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO_ROOT, isolated_env, run_har
+from tests.conftest import REPO_ROOT, isolated_env, run_har, small_dsads_parameters
 
 pytestmark = pytest.mark.slow
 
@@ -32,22 +32,7 @@ def _config(root: Path, name: str, **trainer) -> Path:
     config.pop("steps")  # no MLflow tracker in the isolated stack: steps log on their own
     config["model"]["name"] = "cmd-har-e2e"
     p = config["parameters"]
-    p.update(
-        subjects=["1", "2", "3"],
-        split={"protocol": "holdout", "test_subjects": ["3"], "val_subjects": ["2"]},
-        model={"name": "cnn", "hparams": {"channels": [16, 32, 32]}},
-        registered_model="cmd-har-e2e",
-        export={"calibration_windows": 256},
-        promotion={
-            "min_macro_f1": 0.0,
-            "max_int8_f1_drop": 1.0,
-            "max_latency_ms": 1000.0,
-            "max_model_bytes": 50_000_000,
-            "min_int8_size_ratio": 1.0,
-            "min_class_recall": 0.0,
-            "tolerance": 0.0,
-        },
-    )
+    p.update(small_dsads_parameters("cmd-har-e2e"))
     p["validation"]["jobs"] = 1
     p["trainer"].update({"epochs": 3, "patience": 3, "progress": False, **trainer})
     path = root / f"{name}.yaml"
