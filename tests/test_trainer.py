@@ -300,7 +300,7 @@ def test_time_budget_ends_training(basicmotions_windows, monkeypatch):
     train, val = _standardise(*_source_split(basicmotions_windows))
     # 15 s epochs in a 1 min budget: 4 epochs of the 100 allowed (the 4th reaches the budget)
     res = _train_tiny(train, val, monkeypatch, epoch_seconds=15.0, epochs=100, time_budget_min=1.0)
-    assert res.epochs_run == 4 and res.stopped_by == "time_budget" and not res.stopped_by_deadline
+    assert res.epochs_run == 4 and res.stopped_by == "time_budget"
     # epochs that turn slower than the first (a machine that got busy) stop it at 1.25x the budget
     from components.training import trainer
 

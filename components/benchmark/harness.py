@@ -371,7 +371,7 @@ def run_task(task: dict[str, Any]) -> dict[str, Any]:
         )
         if result.cuda_graph_error:
             record["cuda_graph_error"] = result.cuda_graph_error
-        if result.stopped_by_deadline:
+        if result.stopped_by == "deadline":
             record["truncated"] = f"stopped by the time budget after {result.epochs_run} epochs"
     except Exception as exc:  # noqa: BLE001 - reported by the caller, never dropped
         record["error"] = f"{type(exc).__name__}: {exc}"

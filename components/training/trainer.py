@@ -112,7 +112,6 @@ class TrainResult:
     config: dict[str, Any] = field(default_factory=dict)
     cuda_graph: bool = False  # the steps ran as CUDA-graph replays
     cuda_graph_error: str | None = None  # why capture failed (the steps then ran eagerly)
-    stopped_by_deadline: bool = False  # cfg.deadline ended training before early stopping did
     # what ended training: "patience", "epochs" (the cap), "time_budget" or "deadline"
     stopped_by: str = "epochs"
     planned_epochs: int = 0  # the epochs the cosine schedule spans (with a budget: what fit)
@@ -481,7 +480,6 @@ def _train(
         config=cfg.to_dict(),
         cuda_graph=bool(runner.graphs) and runner.use_graph,
         cuda_graph_error=runner.graph_error,
-        stopped_by_deadline=stopped_by == "deadline",
         stopped_by=stopped_by,
         planned_epochs=planned,
     )
