@@ -29,7 +29,7 @@ STACK ?= har_local
 INSTALLED := $(VENV)/.installed
 INITIALISED := .zen/.initialised
 
-.PHONY: help run test setup install lint data data-status mlflow-ui env clean-state
+.PHONY: help run test setup install lint data data-status mlflow-ui env clean-state rehearsal
 
 help: ## list targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -69,6 +69,13 @@ mlflow-ui: $(INSTALLED) ## browse runs, metrics, plots and registered models (ht
 
 test: setup ## run the whole test suite (slow end-to-end tests included)
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+$(VENV)/.installed-rehearsal: $(INSTALLED)
+	$(BIN)/python -m pip install -q -c requirements.lock -e ".[dev,rehearsal]"
+	@touch $@
+
+rehearsal: $(VENV)/.installed-rehearsal ## train_pipeline, one container per step, S3 + MLflow server (needs Docker)
+	$(BIN)/python deployment/rehearsal/rehearse.py
 
 lint: $(INSTALLED) ## ruff
 	$(BIN)/ruff check components steps pipelines tests benchmarks deployment

@@ -3,6 +3,7 @@
 har edge verify BUNDLE                         # hashes + parity (folder or .tar.gz)
 har edge simulate [--bundle B] [--profile P]   # replay held-out recordings on an edge profile
 har edge profiles                              # the profiles in configs/edge/
+har edge pull [-m MODEL] [--run RUN]           # the champion's bundle from the artifact store -> BentoML
 """
 
 from __future__ import annotations
@@ -138,3 +139,61 @@ def simulate_cmd(
     )
     console.print(table)
     console.print(f"report: {out / 'report.json'} · timeline: {out / 'timeline.png'}")
+
+
+@edge_app.command("pull")
+def pull_cmd(
+    model: str | None = typer.Option(
+        None, "--model", "-m", help="registered model whose champion to pull (default: the only one with a champion)"
+    ),
+    run: str | None = typer.Option(
+        None, help="ZenML run id or name whose edge bundle to pull (default: the run that promoted the champion)"
+    ),
+) -> None:
+    """Save the champion's edge bundle from the stack's artifact store into this machine's BentoML store.
+
+    For runs whose steps ran somewhere else (one container or pod per step): the champion is
+    read from the MLflow registry (alias ``champion``), its bundle from the ZenML run that
+    promoted it. Afterwards ``bentoml serve`` / ``bentoml build`` / ``har edge simulate`` use it.
+    """
+    from zenml.client import Client
+
+    from components import tracking
+    from components.edge.bundle import BundleError, verify_bundle
+    from components.edge.store import champion_labels, save_to_bentoml
+    from components.lineage import LineageError, default_registered_model
+
+    try:
+        name = model or default_registered_model()
+    except LineageError as e:
+        _fail(str(e))
+    champion = tracking.alias_version(name, tracking.CHAMPION)
+    if champion is None:
+        _fail(f"{name} has no champion in MLflow ({tracking.tracking_uri()}): nothing to pull.")
+    run_ref = run or champion.tags.get("promoting_zenml_run_id")
+    if not run_ref:
+        _fail(f"{name} v{champion.version} names no promoting ZenML run; pass --run.")
+    try:
+        zenml_run = Client().get_pipeline_run(run_ref)
+        step = zenml_run.steps["build_edge_bundle_step"]
+        bundle = step.outputs["edge_bundle"][0].load()
+    except KeyError:
+        _fail(f"ZenML run {run_ref} has no edge_bundle output of build_edge_bundle_step.")
+    except Exception as e:  # zenml: unknown run, artifact store unreachable
+        _fail(f"could not load the edge bundle of ZenML run {run_ref}: {e}")
+    if not bundle:
+        _fail(f"ZenML run {zenml_run.name} promoted nothing: its edge bundle is empty.")
+    try:
+        with bundle.unpacked() as folder:
+            verify_bundle(folder)
+            labels = champion_labels(folder)
+            if str(labels["registered_version"]) != str(champion.version) and run is None:
+                _fail(
+                    f"run {zenml_run.name} built v{labels['registered_version']}, the champion is v{champion.version}"
+                )
+            tag = save_to_bentoml(folder, name, labels)
+    except BundleError as e:
+        _fail(str(e))
+    console.print(
+        f"[green]ok[/] {name} v{labels['registered_version']} (ZenML run {zenml_run.name}) -> BentoML model {tag}"
+    )

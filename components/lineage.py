@@ -129,8 +129,7 @@ def chain(registered_model: str, ref: str | None = None) -> list[Link]:
             "MLflow run",
             f"{run.info.run_id} in experiment {exp.name!r} "
             f"(git {tags.get('git_commit', '?')[:10]}, dirty={tags.get('git_dirty')})",
-            f"mlflow ui --backend-store-uri {tracking.tracking_uri()}  -> "
-            f"#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}",
+            f"{_ui(tracking.tracking_uri())}#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}",
         )
     )
     shown = [
@@ -167,6 +166,13 @@ def chain(registered_model: str, ref: str | None = None) -> list[Link]:
         )
     )
     return links
+
+
+def _ui(uri: str) -> str:
+    """Where the MLflow UI is: the tracking server itself, or `mlflow ui` over a local store."""
+    if uri.startswith(("http://", "https://")):
+        return uri.rstrip("/") + "/"
+    return f"mlflow ui --backend-store-uri {uri}  -> "
 
 
 def _source_detail(dataset: str, src: dict[str, Any]) -> str:

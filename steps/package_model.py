@@ -6,8 +6,8 @@ from typing import Annotated
 
 from zenml import log_metadata, step
 
-from components.edge.bundle import EdgeBundle, read_manifest, verify_bundle
-from components.edge.store import save_to_bentoml
+from components.edge.bundle import EdgeBundle, verify_bundle
+from components.edge.store import champion_labels, save_to_bentoml
 
 
 @step(enable_cache=False)
@@ -24,15 +24,6 @@ def package_model_step(promotion_decision: dict, edge_bundle: EdgeBundle) -> Ann
         return ""
     with edge_bundle.unpacked() as folder:
         verify_bundle(folder)
-        lineage = read_manifest(folder)["lineage"]
-        labels = {
-            "data_version": str(lineage.get("data_version")).replace(".dir", ""),
-            "zenml_run_id": lineage.get("zenml_run_id"),
-            "mlflow_run_id": lineage.get("mlflow_run_id"),
-            "registered_version": lineage.get("registered_version"),
-            "git_commit": lineage.get("git_commit"),
-            "stage": "champion",
-        }
-        tag = save_to_bentoml(folder, str(promotion_decision["registered_model"]), labels)
+        tag = save_to_bentoml(folder, str(promotion_decision["registered_model"]), champion_labels(folder))
     log_metadata({"bento_model_tag": tag})
     return tag

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -10,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from components.edge.bundle import BundleError, verify_bundle
+from components.edge.bundle import BundleError, build_bundle, verify_bundle
 from components.edge.simulate import load_profile, load_streams, plot_timeline, simulate
 from har_runtime.runtime import Classifier, InputError, RingBuffer
 from tests.conftest import REPO_ROOT
@@ -211,3 +212,24 @@ def test_bundle_archive_with_unsafe_members_is_refused(small_bundle, tmp_path, k
             tar.addfile(info, io.BytesIO(b""))
     with pytest.raises(BundleError, match="is not a plain file or folder inside the bundle"):
         verify_bundle(archive)
+
+
+def test_bundle_without_a_git_commit_goes_into_the_bentoml_store(exported_small, small_split, tmp_path):
+    """A step image has no .git: the lineage's commit is None, which BentoML metadata refuses;
+    the champion is still saved, with the unknown id left out (found by `make rehearsal`)."""
+    lineage = {"dataset": "dsads", "data_version": "test.dir", "registered_version": "3", "git_commit": None}
+    e = exported_small
+    bundle = build_bundle(e.fp32, e.int8, e.preprocessing, small_split.test.x[:4], lineage, e.report, tmp_path, "t-v3")
+    code = (
+        "import json, sys; from pathlib import Path; import bentoml; "
+        "from components.edge.store import champion_labels, save_to_bentoml; "
+        "tag = save_to_bentoml(Path(sys.argv[1]), 'cmd-har-nogit', champion_labels(Path(sys.argv[1]))); "
+        "m = bentoml.models.get(tag); "
+        "print(json.dumps({'labels': m.info.labels, 'lineage': m.info.metadata['lineage']}))"
+    )
+    env = {**os.environ, "BENTOML_HOME": str(tmp_path / "bentoml"), "BENTOML_DO_NOT_TRACK": "true"}
+    proc = subprocess.run([sys.executable, "-c", code, str(bundle)], env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    saved = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert saved["labels"]["registered_version"] == "3" and "git_commit" not in saved["labels"]
+    assert "git_commit" not in saved["lineage"] and saved["lineage"]["registered_version"] == "3"

@@ -100,6 +100,16 @@ def test_champion_challenger_and_failure(env, monkeypatch):
     bentos_before = _har(env, "lineage", "-m", "cmd-har-e2e", "2")[1]
     assert "none (not promoted)" in bentos_before
 
+    # -- har edge pull: the champion (v1, not the newer challenger) from the artifact store
+    # into an empty BentoML store, as a machine that did not run the steps gets it
+    home = env["root"] / "bentoml-pulled"
+    _, pulled = run_har({**env["env"], "BENTOML_HOME": str(home)}, "edge", "pull", "-m", "cmd-har-e2e", timeout=600)
+    assert "cmd-har-e2e v1" in pulled, pulled
+    (saved,) = (home / "models" / "cmd-har-e2e").glob("*/model.yaml")
+    info = yaml.safe_load(saved.read_text())
+    assert info["labels"]["registered_version"] == "1" and info["labels"]["stage"] == "champion"
+    assert {"model.onnx", "model.int8.onnx", "manifest.json"} <= {f.name for f in saved.parent.iterdir()}
+
     # -- run 3: a failure midway leaves everything as it was --------------------------
     proc, _ = _har(env, "train", "-c", str(_config(env["root"], "broken", bogus_option=1)), check=False)
     assert proc.returncode != 0

@@ -31,6 +31,19 @@ def default_registered_model() -> str:
         raise NoChampionError(str(e)) from None
 
 
+def champion_labels(bundle_dir: Path) -> dict[str, Any]:
+    """The BentoML labels of a champion's bundle: its lineage ids (from the manifest)."""
+    lineage = read_manifest(bundle_dir)["lineage"]
+    return {
+        "data_version": str(lineage.get("data_version")).replace(".dir", ""),
+        "zenml_run_id": lineage.get("zenml_run_id"),
+        "mlflow_run_id": lineage.get("mlflow_run_id"),
+        "registered_version": lineage.get("registered_version"),
+        "git_commit": lineage.get("git_commit"),
+        "stage": "champion",
+    }
+
+
 def save_to_bentoml(bundle_dir: Path, name: str, labels: dict[str, Any]) -> str:
     """Copy a verified bundle folder into the BentoML store as ``name``; return the tag.
 
@@ -41,12 +54,21 @@ def save_to_bentoml(bundle_dir: Path, name: str, labels: dict[str, Any]) -> str:
 
     manifest = read_manifest(bundle_dir)
     labels = {k: str(v) for k, v in labels.items() if v is not None}
-    with bentoml.models.create(
-        name, labels=labels, metadata={"lineage": manifest["lineage"], "metrics": manifest["metrics"]}
-    ) as model:
+    metadata = _without_none({"lineage": manifest["lineage"], "metrics": manifest["metrics"]})
+    with bentoml.models.create(name, labels=labels, metadata=metadata) as model:
         for p in sorted(Path(bundle_dir).iterdir()):
             shutil.copy2(p, Path(model.path) / p.name)
     return str(model.tag)
+
+
+def _without_none(value: Any) -> Any:
+    """BentoML metadata holds no None (a lineage id unknown where the bundle was built, e.g. the
+    git commit in a container without .git): such entries are left out."""
+    if isinstance(value, dict):
+        return {k: _without_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_none(v) for v in value if v is not None]
+    return value
 
 
 def champion_bundle(registered_model: str) -> Path:
