@@ -82,7 +82,7 @@ def wheelhouse(requirements: list[str], cache: Path) -> Path:
     folder = cache / f"wheelhouse-{key}"
     if (folder / ".complete").exists():
         return folder
-    tmp = Path(tempfile.mkdtemp(prefix="wheelhouse-", dir=cache))
+    tmp = Path(tempfile.mkdtemp(prefix="partial-", dir=cache))
     reqs = tmp / "requirements.txt"
     reqs.write_text("\n".join(requirements) + "\n")
     say(f"pip download {len(requirements)} requirements (+ dependencies) -> {folder}")
@@ -95,8 +95,9 @@ def wheelhouse(requirements: list[str], cache: Path) -> Path:
         for p in sdists:
             p.unlink()
     (tmp / ".complete").write_text(key)
-    for old in cache.glob("wheelhouse-*"):  # other lock files' wheels, half-made ones
-        shutil.rmtree(old, ignore_errors=True)
+    for old in [*cache.glob("wheelhouse-*"), *cache.glob("partial-*")]:  # other locks' wheels, half-made ones
+        if old != tmp:
+            shutil.rmtree(old, ignore_errors=True)
     tmp.rename(folder)
     return folder
 
