@@ -52,7 +52,8 @@ def rootfs_image() -> str:
                 "--include=python3,python3-venv,ca-certificates",
                 "bookworm",
                 str(rootfs),
-            ]
+            ],
+            capture=True,  # one line per package; shown when it fails
         )
         tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
         imp = subprocess.run(["docker", "import", "-", ROOTFS_IMAGE], stdin=tar.stdout, capture_output=True, text=True)
