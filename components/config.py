@@ -18,6 +18,16 @@ from components.data.sources import REPO_ROOT
 
 T = TypeVar("T")
 
+# analytics off, quiet logs: for every process the project starts (the Makefile exports the same)
+TELEMETRY_OFF = {
+    "ZENML_ANALYTICS_OPT_IN": "false",
+    "BENTOML_DO_NOT_TRACK": "true",
+    "GX_ANALYTICS_ENABLED": "false",
+    "DVC_NO_ANALYTICS": "1",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "ZENML_LOGGING_VERBOSITY": "WARNING",
+}
+
 
 def data_dir() -> Path:
     """The DVC-tracked data folder (``$HAR_DATA_DIR`` or ``<repo>/data``)."""

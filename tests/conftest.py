@@ -17,9 +17,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from components.config import TELEMETRY_OFF
 from components.data.importers import import_dataset
 from components.data.windowing import WindowConfig, window_dataset
 from components.data.windows import WindowSet
+from components.evaluation.promotion import OPEN_GATES
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DATASETS_DIR = Path(os.environ.get("HAR_DATASETS_DIR", REPO_ROOT.parent / "shared" / "datasets"))
@@ -67,27 +69,13 @@ def dsads_small_windows(small_data_dir) -> WindowSet:
 
 
 QUIET_ENV = {
-    "ZENML_ANALYTICS_OPT_IN": "false",
-    "ZENML_LOGGING_VERBOSITY": "WARNING",
+    **TELEMETRY_OFF,
     "ZENML_ENABLE_RICH_TRACEBACK": "false",
-    "GX_ANALYTICS_ENABLED": "false",
-    "DVC_NO_ANALYTICS": "1",
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "BENTOML_DO_NOT_TRACK": "true",
     "COLUMNS": "250",  # keep rich tables on one line per row
 }
 
 
 # gates a model trained for a CPU minute can pass; configs/train.yaml keeps the real ones
-OPEN_GATES = {
-    "min_macro_f1": 0.0,
-    "max_int8_f1_drop": 1.0,
-    "max_latency_ms": 1000.0,
-    "max_model_bytes": 50_000_000,
-    "min_int8_size_ratio": 1.0,
-    "min_class_recall": 0.0,
-    "tolerance": 0.0,
-}
 
 
 def small_dsads_parameters(registered_model: str) -> dict:

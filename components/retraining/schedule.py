@@ -18,7 +18,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from components.config import artifacts_dir
+from components.config import TELEMETRY_OFF, artifacts_dir
 from components.data.sources import REPO_ROOT
 from components.io_utils import atomic_write_text
 from components.tracking import tracking_uri
@@ -32,14 +32,6 @@ NAMES = {
     4: ["sun", "mon", "tue", "wed", "thu", "fri", "sat"],
 }
 SYSTEMD_DAYS = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
-TELEMETRY_OFF = {
-    "ZENML_ANALYTICS_OPT_IN": "false",
-    "BENTOML_DO_NOT_TRACK": "true",
-    "GX_ANALYTICS_ENABLED": "false",
-    "DVC_NO_ANALYTICS": "1",
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "ZENML_LOGGING_VERBOSITY": "WARNING",
-}
 # Where this checkout's state lives (as the Makefile sets it); the installing environment wins.
 PASSED_ON = ("HAR_DATA_DIR", "HAR_ARTIFACTS_DIR", "ZENML_REPOSITORY_PATH", "MLFLOW_REGISTRY_URI", "HAR_DATASETS_DIR")
 

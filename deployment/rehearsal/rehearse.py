@@ -47,32 +47,16 @@ import yaml
 from common import REPO, RehearsalError, say, sh
 from images import base_image, docker_ready, image_requirements, rootfs_image, wheelhouse
 
+from components.config import TELEMETRY_OFF
+from components.evaluation.promotion import OPEN_GATES
+
 RESULT = REPO / "benchmarks" / "results" / "rehearsal.json"
 BUCKET = "har-rehearsal"
 REGION = "us-east-1"
 STACK_INTEGRATIONS = ["s3", "mlflow"]  # the integrations of the stack registered below
 SUBJECTS, VAL, TEST = ["1", "2", "7", "8"], ["7"], ["8"]
 TIME_BUDGET_MIN = 1.0
-OPEN_GATES = {
-    "min_macro_f1": 0.0,
-    "max_int8_f1_drop": 1.0,
-    "max_latency_ms": 1000.0,
-    "max_model_bytes": 50_000_000,
-    "min_int8_size_ratio": 1.0,
-    "min_class_recall": 0.0,
-    "tolerance": 0.0,
-}
-QUIET = {
-    "ZENML_ANALYTICS_OPT_IN": "false",
-    "BENTOML_DO_NOT_TRACK": "true",
-    "GX_ANALYTICS_ENABLED": "false",
-    "DVC_NO_ANALYTICS": "1",
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "ZENML_LOGGING_VERBOSITY": "WARNING",
-    "ZENML_ENABLE_RICH_TRACEBACK": "false",
-    "NO_COLOR": "1",
-    "COLUMNS": "200",
-}
+QUIET = {**TELEMETRY_OFF, "ZENML_ENABLE_RICH_TRACEBACK": "false", "NO_COLOR": "1", "COLUMNS": "200"}
 
 
 def git(*args: str) -> str:
