@@ -5,7 +5,10 @@
   valid cron; model, parameters and gates equal configs/train.yaml's;
 - settings.docker lists every dependency of pyproject.toml at its requirements.lock pin;
 - the stack scripts (dry run) only use flags that the flavors' config classes accept,
-  register every component the stack names, and their DVC commands work.
+  register every component the stack names, and their DVC commands work;
+- the MLflow password reaches ZenML through a file: never in a command's argv or the output;
+- the Kubernetes script runs twice against a throwaway ZenML store (the second run updates), and
+  the Kubeflow one after it reuses the shared tracker and secret.
 """
 
 from __future__ import annotations
@@ -15,8 +18,11 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
+from importlib.util import find_spec
+from pathlib import Path
 
 import pytest
 import yaml
@@ -129,31 +135,48 @@ FLAVOR_CONFIGS = {
     "MLFlowExperimentTrackerConfig",
     ("container-registry", "default"): "zenml.container_registries.base_container_registry:BaseContainerRegistryConfig",
     ("image-builder", "local"): "zenml.image_builders.local_image_builder:LocalImageBuilderConfig",
+    ("image-builder", "kaniko"): "zenml.integrations.kaniko.flavors.kaniko_image_builder_flavor:"
+    "KanikoImageBuilderConfig",
 }
 STACK_FLAGS = {"-o": "orchestrator", "-a": "artifact-store", "-c": "container-registry", "-i": "image-builder",
                "-e": "experiment-tracker"}  # fmt: skip
 
 
+SCRIPTS = ["register_kubernetes_stack.sh", "register_kubeflow_stack.sh"]
+STACK_ENV = {
+    "HAR_S3_URI": "s3://bucket/cmd-har/",
+    "HAR_REGISTRY_URI": "123456789012.dkr.ecr.eu-west-1.amazonaws.com",
+    "HAR_MLFLOW_URI": "https://mlflow.example.org",
+    "HAR_KUBE_CONTEXT": "prod",
+}
+# quotes, backslash, $ and braces: what a JSON or shell writer must escape
+PASSWORD = """pw-9f3Zq "quoted" back\\slash $HOME {{x}} it's"""
+
+
+def _script(script: str, root: Path = REPO_ROOT) -> list[str]:
+    return ["bash", str(root / "deployment" / "stacks" / script)]
+
+
+def _commands(stdout: str) -> list[list[str]]:
+    return [shlex.split(line[2:]) for line in stdout.splitlines() if line.startswith("+ ")]
+
+
+def _dry_run_proc(script: str, **extra) -> subprocess.CompletedProcess:
+    env = {**os.environ, "DRY_RUN": "1", **STACK_ENV, **extra}
+    return subprocess.run(_script(script), env=env, capture_output=True, text=True, check=True)
+
+
 def _dry_run(script: str, **extra) -> list[list[str]]:
-    env = {
-        **os.environ,
-        "DRY_RUN": "1",
-        "HAR_S3_URI": "s3://bucket/cmd-har/",
-        "HAR_REGISTRY_URI": "123456789012.dkr.ecr.eu-west-1.amazonaws.com",
-        "HAR_MLFLOW_URI": "https://mlflow.example.org",
-        "HAR_KUBE_CONTEXT": "prod",
-        **extra,
-    }
-    proc = subprocess.run(["bash", str(REPO_ROOT / "deployment" / "stacks" / script)], env=env, capture_output=True,
-                          text=True, check=True)  # fmt: skip
-    return [shlex.split(line[2:]) for line in proc.stdout.splitlines() if line.startswith("+ ")]
+    return _commands(_dry_run_proc(script, **extra).stdout)
 
 
 @pytest.mark.parametrize(
     ("script", "orchestrator", "extra"),
     [
         ("register_kubernetes_stack.sh", "kubernetes", {}),
+        ("register_kubernetes_stack.sh", "kubernetes", {"HAR_IMAGE_BUILDER": "kaniko"}),
         ("register_kubeflow_stack.sh", "kubeflow", {"HAR_MLFLOW_USERNAME": "ci", "HAR_KUBEFLOW_HOST": "https://k"}),
+        ("register_kubeflow_stack.sh", "kubeflow", {"HAR_IMAGE_BUILDER": "kaniko"}),
     ],
 )
 def test_stack_scripts_use_real_flavor_options(script, orchestrator, extra, tmp_path):
@@ -171,6 +194,11 @@ def test_stack_scripts_use_real_flavor_options(script, orchestrator, extra, tmp_
     named = {flag: stack[i + 1] for i, flag in enumerate(stack) if flag in STACK_FLAGS}
     assert {registered[n] for n in named.values()} == set(STACK_FLAGS.values()) and "--set" in stack
     assert any(f"--flavor={orchestrator}" in c for c in commands)
+    builder = next(c for c in commands if c[1:4] == ["image-builder", "register", named["-i"]])
+    if extra.get("HAR_IMAGE_BUILDER") == "kaniko":  # kubernetes_context is a required field of kaniko's config
+        assert builder[4:] == ["--flavor=kaniko", "--kubernetes_context=prod"]
+    else:
+        assert builder[4:] == ["--flavor=local"]
     assert [
         "zenml",
         "artifact-store",
@@ -197,3 +225,137 @@ def test_stack_scripts_name_what_is_missing():
         text=True,
     )
     assert proc.returncode != 0 and "set HAR_S3_URI" in proc.stderr
+
+
+def test_kaniko_needs_a_kube_context_before_anything_runs():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HAR_")} | STACK_ENV | {"DRY_RUN": "1"}
+    env |= {"HAR_IMAGE_BUILDER": "kaniko"}
+    del env["HAR_KUBE_CONTEXT"]
+    for script in SCRIPTS:
+        proc = subprocess.run(_script(script), env=env, capture_output=True, text=True)
+        assert proc.returncode != 0 and "HAR_IMAGE_BUILDER=kaniko: set HAR_KUBE_CONTEXT" in proc.stderr
+        assert not _commands(proc.stdout)
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_the_mlflow_password_goes_through_a_file_not_the_command_line(script, tmp_path):
+    proc = _dry_run_proc(script, HAR_MLFLOW_USERNAME="ci-user-7q", HAR_MLFLOW_PASSWORD=PASSWORD, TMPDIR=str(tmp_path))
+    assert "pw-9f3Zq" not in proc.stdout + proc.stderr
+    assert "--password" not in proc.stdout and "--username" not in proc.stdout
+    (secret,) = [c for c in _commands(proc.stdout) if c[:2] == ["zenml", "secret"]]
+    assert secret[2:4] == ["create", "har_mlflow"] and len(secret) == 5
+    assert secret[4].startswith(f"--values=@{tmp_path}/")
+    assert not any(tmp_path.iterdir())  # the file is gone
+    tracker = next(c for c in _commands(proc.stdout) if c[1:4] == ["experiment-tracker", "register", "mlflow_tracker"])
+    assert "--tracking_password={{har_mlflow.password}}" in tracker
+
+
+# --- for real, against a throwaway ZenML store -------------------------------------------------------
+# A `zenml` in front of the real one records every argv and skips `zenml integration install` (which
+# would pip-install into the venv); `.venv/bin/pip` is a no-op, `.venv/bin/dvc` the real DVC.
+_ZENML_WRAPPER = """#!/bin/sh
+printf '%s\\n' "$*" >> "$ARGV_LOG"
+if [ "$1 $2" = "integration install" ]; then exit 0; fi
+exec {zenml} "$@"
+"""
+
+
+def _run_for_real(root: Path, script: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    proc = subprocess.run(_script(script, root), cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    assert "pw-9f3Zq" not in proc.stdout + proc.stderr
+    assert not any(Path(env["TMPDIR"]).iterdir()), "the secret file was left behind"
+    return proc
+
+
+_STATE = """
+import json
+from zenml.client import Client
+c = Client()
+out = {"active": c.active_stack_model.name, "secret": c.get_secret("har_mlflow").secret_values, "components": {}}
+for comp in c.list_stack_components(size=100).items:
+    out["components"][comp.name] = [comp.flavor_name, comp.configuration]
+out["stacks"] = sorted(s.name for s in c.list_stacks().items)
+print("RESULT" + json.dumps(out))
+"""
+
+
+@pytest.mark.slow
+def test_stack_scripts_run_twice_against_a_zenml_store(tmp_path):
+    root = dvc_project(tmp_path / "repo")
+    shutil.copytree(REPO_ROOT / "deployment" / "stacks", root / "deployment" / "stacks")
+    bin_dir, venv_bin, scratch = tmp_path / "bin", root / ".venv" / "bin", tmp_path / "tmp"
+    for folder in (bin_dir, venv_bin, scratch):
+        folder.mkdir(parents=True)
+    fakes = {
+        bin_dir / "zenml": _ZENML_WRAPPER.format(zenml=shlex.quote(str(Path(sys.executable).parent / "zenml"))),
+        venv_bin / "pip": "#!/bin/sh\nexit 0\n",
+        venv_bin / "dvc": f'#!/bin/sh\nexec {shlex.quote(sys.executable)} -m dvc "$@"\n',
+    }
+    for path, text in fakes.items():
+        path.write_text(text)
+        path.chmod(0o755)
+    argv_log = tmp_path / "argv.log"
+    env = {
+        **os.environ,
+        **QUIET_ENV,
+        **STACK_ENV,
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        "ZENML_CONFIG_PATH": str(tmp_path / "zen-config"),
+        "TMPDIR": str(scratch),
+        "ARGV_LOG": str(argv_log),
+        "HAR_MLFLOW_USERNAME": "ci-user-7q",
+        "HAR_MLFLOW_PASSWORD": PASSWORD,
+        "HAR_IMAGE_BUILDER": "kaniko",
+    }
+    env.pop("ZENML_REPOSITORY_PATH", None)
+
+    first = _run_for_real(root, "register_kubernetes_stack.sh", env)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    second = _run_for_real(
+        root, "register_kubernetes_stack.sh", env | {"HAR_MLFLOW_URI": "https://mlflow2.example.org"}
+    )
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    commands = _commands(second.stdout)
+    assert not [c for c in commands if c[0] == "zenml" and c[2] in ("register", "create")]
+    assert ["zenml", "secret", "update", "har_mlflow"] == [c[:4] for c in commands if c[1] == "secret"][0]
+    assert ["zenml", "stack", "set", "har_k8s"] in commands
+
+    # the Kubeflow stack after it: the shared tracker and secret are updated, not registered again
+    third = _run_for_real(root, "register_kubeflow_stack.sh", env)
+    commands = _commands(third.stdout)
+    assert ["zenml", "secret", "update", "har_mlflow"] == [c[:4] for c in commands if c[1] == "secret"][0]
+    assert any(c[1:4] == ["experiment-tracker", "update", "mlflow_tracker"] for c in commands)
+    assert any(c[1:4] == ["artifact-store", "register", "har_kfp_s3"] for c in commands)
+    if find_spec("kubernetes") is None:
+        # a kubeflow orchestrator's config needs the `kubernetes` package (`zenml integration install
+        # kubeflow`, not in this venv): the run stops there, after everything shared went through
+        assert third.returncode != 0 and "No module named 'kubernetes'" in third.stderr, third.stderr[-3000:]
+        assert commands[-1][1:4] == ["orchestrator", "register", "har_kfp_orchestrator"]
+    else:
+        assert third.returncode == 0, third.stdout[-3000:] + third.stderr[-3000:]
+
+    assert "pw-9f3Zq" not in argv_log.read_text()  # in no zenml argv
+    state = subprocess.run(
+        [sys.executable, "-c", _STATE], cwd=root, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert state.returncode == 0, state.stderr[-3000:]
+    state = json.loads(state.stdout.split("RESULT", 1)[1])
+    assert state["secret"] == {"username": "ci-user-7q", "password": PASSWORD}
+    components = state["components"]
+    assert components["mlflow_tracker"] == [
+        "mlflow",
+        {
+            "tracking_uri": "https://mlflow.example.org",
+            "tracking_username": "{{har_mlflow.username}}",
+            "tracking_password": "{{har_mlflow.password}}",
+        },
+    ]
+    assert components["har_k8s_builder"] == ["kaniko", {"kubernetes_context": "prod"}]
+    assert components["har_k8s_orchestrator"][0] == "kubernetes"
+    assert "har_k8s" in state["stacks"]
+    if third.returncode == 0:
+        assert state["active"] == "har_kfp"
+    else:
+        assert state["active"] == "har_k8s"
+    config = (root / ".dvc" / "config").read_text()
+    assert "remote = s3" in config and "url = s3://bucket/cmd-har/dvc" in config

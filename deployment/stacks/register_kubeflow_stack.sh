@@ -11,6 +11,8 @@
 # Optional: HAR_KUBEFLOW_HOST (the KFP API, e.g. https://kubeflow.example.org/pipeline; default:
 # reached through HAR_KUBE_CONTEXT), HAR_KUBEFLOW_NAMESPACE (kubeflow), HAR_STACK (har_kfp),
 # HAR_MLFLOW_USERNAME/PASSWORD, HAR_AWS_REGION, HAR_IMAGE_BUILDER, DRY_RUN=1.
+# Shares the tracker mlflow_tracker and its secret har_mlflow with the Kubernetes stack (updated, not
+# registered twice). Running it again updates what exists.
 cd "$(dirname "$0")/../.."
 source deployment/stacks/_common.sh
 
@@ -20,16 +22,11 @@ STACK="${HAR_STACK:-har_kfp}"
 
 run zenml integration install kubeflow -y
 register_shared_components "$STACK"
-if [ -n "${HAR_KUBEFLOW_HOST:-}" ]; then
-  run zenml orchestrator register "${STACK}_orchestrator" --flavor=kubeflow \
-    --kubernetes_context="$HAR_KUBE_CONTEXT" --kubeflow_namespace="$HAR_KUBEFLOW_NAMESPACE" \
-    --kubeflow_hostname="$HAR_KUBEFLOW_HOST"
-else
-  run zenml orchestrator register "${STACK}_orchestrator" --flavor=kubeflow \
-    --kubernetes_context="$HAR_KUBE_CONTEXT" --kubeflow_namespace="$HAR_KUBEFLOW_NAMESPACE"
-fi
-run zenml stack register "$STACK" -o "${STACK}_orchestrator" -a "${STACK}_s3" -c "${STACK}_registry" \
-  -i "${STACK}_builder" -e mlflow_tracker --set
+kubeflow_options=(--kubernetes_context="$HAR_KUBE_CONTEXT" --kubeflow_namespace="$HAR_KUBEFLOW_NAMESPACE")
+if [ -n "${HAR_KUBEFLOW_HOST:-}" ]; then kubeflow_options+=(--kubeflow_hostname="$HAR_KUBEFLOW_HOST"); fi
+register_or_update orchestrator "${STACK}_orchestrator" kubeflow "${kubeflow_options[@]}"
+register_or_update_stack "$STACK" -o "${STACK}_orchestrator" -a "${STACK}_s3" -c "${STACK}_registry" \
+  -i "${STACK}_builder" -e mlflow_tracker
 configure_dvc_remote
 echo "stack $STACK is active. Next: har data version --push; har retrain -c configs/cluster.yaml;"
 echo "  nightly: zenml pipeline run pipelines.train_pipeline -c configs/schedule.yaml"

@@ -12,6 +12,8 @@
 #
 # Optional: HAR_KUBE_NAMESPACE (zenml), HAR_STACK (har_k8s), HAR_MLFLOW_USERNAME/PASSWORD,
 # HAR_AWS_REGION, HAR_IMAGE_BUILDER (local|kaniko), DRY_RUN=1 (print the commands only).
+# The MLflow credentials become the ZenML secret har_mlflow, written through a file, never on a
+# command line. Running it again updates what exists (components, secret, stack).
 cd "$(dirname "$0")/../.."
 source deployment/stacks/_common.sh
 
@@ -21,10 +23,10 @@ STACK="${HAR_STACK:-har_k8s}"
 
 run zenml integration install kubernetes -y
 register_shared_components "$STACK"
-run zenml orchestrator register "${STACK}_orchestrator" --flavor=kubernetes \
+register_or_update orchestrator "${STACK}_orchestrator" kubernetes \
   --kubernetes_context="$HAR_KUBE_CONTEXT" --kubernetes_namespace="$HAR_KUBE_NAMESPACE"
-run zenml stack register "$STACK" -o "${STACK}_orchestrator" -a "${STACK}_s3" -c "${STACK}_registry" \
-  -i "${STACK}_builder" -e mlflow_tracker --set
+register_or_update_stack "$STACK" -o "${STACK}_orchestrator" -a "${STACK}_s3" -c "${STACK}_registry" \
+  -i "${STACK}_builder" -e mlflow_tracker
 configure_dvc_remote
 echo "stack $STACK is active. Next: har data version --push; har retrain -c configs/cluster.yaml;"
 echo "  nightly: zenml pipeline run pipelines.train_pipeline -c configs/schedule.yaml"
