@@ -26,7 +26,6 @@ Needs Docker (a running daemon) and ``debootstrap`` unless the rootfs image exis
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import os
 import re
@@ -198,7 +197,7 @@ def register_stack(project: Path, env: dict, urls: dict) -> None:
         sh([*zenml, *cmd], env=env, cwd=project, capture=True)
 
 
-def version_data(project: Path, env: dict, urls: dict) -> str:
+def push_data(project: Path, env: dict, urls: dict) -> str:
     """DSADS subjects SUBJECTS imported on the host, versioned and pushed to the S3 remote."""
     dvc = [sys.executable, "-m", "dvc"]
     sh([*dvc, "config", "--local", "core.no_scm", "true"], env=env, cwd=project)  # the copy has no .git
@@ -212,8 +211,9 @@ def version_data(project: Path, env: dict, urls: dict) -> str:
     return dvc_file["outs"][0]["md5"]
 
 
-def write_config(project: Path, parent_image: str) -> tuple[Path, dict]:
-    """configs/cluster.yaml with a subset of DSADS, a short budget, open gates and the parent image."""
+def rehearsal_config(project: Path) -> dict:
+    """configs/cluster.yaml with a subset of DSADS, a short budget, open gates and pip pointed at
+    the parent image's wheelhouse (the parent image itself is set once it is built)."""
     config = yaml.safe_load((project / "configs" / "cluster.yaml").read_text())
     params = config["parameters"]
     params["subjects"] = SUBJECTS
@@ -222,16 +222,19 @@ def write_config(project: Path, parent_image: str) -> tuple[Path, dict]:
     params["promotion"].update(OPEN_GATES)
     params["edge"]["max_recordings"] = 3
     docker = config["settings"]["docker"]
-    docker["parent_image"] = parent_image
     docker["python_package_installer"] = "pip"  # ZenML's default, uv, would first need uv itself
     docker["python_package_installer_args"] = {}  # PIP_NO_INDEX + PIP_FIND_LINKS=/wheels in the parent
     docker["apt_packages"] = []  # no apt mirror needed: DVC runs without git (core.no_scm)
     # the image has no .git: the lineage's commit is named where the image is built
     docker["environment"]["HAR_GIT_COMMIT"] = git("rev-parse", "HEAD")
     docker["environment"]["HAR_GIT_DIRTY"] = "1" if git("status", "--porcelain", "--untracked-files=no") else "0"
+    return config
+
+
+def write_config(project: Path, config: dict) -> Path:
     path = project / "configs" / "rehearsal.yaml"
     path.write_text("# written by deployment/rehearsal/rehearse.py\n" + yaml.safe_dump(config, sort_keys=False))
-    return path, config
+    return path
 
 
 # -- the run and what it left behind -----------------------------------------------------------
@@ -270,6 +273,8 @@ def serve_and_query(project: Path, env: dict, result: dict, stack: ExitStack) ->
     import numpy as np
     from zenml.client import Client
 
+    from har_runtime.runtime import encode_b64
+
     har = [sys.executable, "-m", "components.cli"]
     pulled = sh([*har, "edge", "pull", "-m", result["registered_model"]], env=env, cwd=project, capture=True)
     print(pulled.strip())
@@ -288,8 +293,7 @@ def serve_and_query(project: Path, env: dict, result: dict, stack: ExitStack) ->
     run = Client().get_pipeline_run(result["run"]["id"])
     test = run.steps["split_windows_step"].outputs["split"][0].load().test
     pick = [int(np.flatnonzero(test.y == c)[0]) for c in np.unique(test.y)]  # first window of each class
-    x = np.ascontiguousarray(test.x[pick], np.float32)
-    body = {"windows": {"b64": base64.b64encode(x.tobytes()).decode(), "shape": list(x.shape), "dtype": "float32"}}
+    body = {"windows": encode_b64(test.x[pick])}  # the runtime's own wire format
     req = urllib.request.Request(
         f"http://127.0.0.1:{port}/classify", json.dumps(body).encode(), {"content-type": "application/json"}
     )
@@ -343,12 +347,12 @@ def main() -> None:
             services_s, t = time.monotonic() - t, time.monotonic()
             rootfs = rootfs_image()  # built once per machine, then reused
             rootfs_s, t = time.monotonic() - t, time.monotonic()
-            config_path, config = write_config(project, "<parent>")
+            config = rehearsal_config(project)
             wheels = wheelhouse(image_requirements(config, STACK_INTEGRATIONS), cache)
-            parent = base_image(rootfs, wheels)  # once per requirements.lock
-            config_path, config = write_config(project, parent)
+            config["settings"]["docker"]["parent_image"] = base_image(rootfs, wheels)  # once per lock file
+            config_path = write_config(project, config)
             parent_s = time.monotonic() - t
-            data_version = version_data(project, env, urls)
+            data_version = push_data(project, env, urls)
             shutil.rmtree(project / ".dvc" / "cache")  # the steps must fetch the version from S3
             zenml = str(Path(sys.executable).parent / "zenml")
             source = "pipelines.train_pipeline.train_pipeline"
