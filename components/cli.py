@@ -19,7 +19,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from components.cli_common import console, fail, run_pipeline
+from components.cli_common import console, fail, publish_data_version, run_pipeline
 from components.config import artifacts_dir, data_dir
 from components.data.sources import REPO_ROOT
 
@@ -127,6 +127,8 @@ def _record_version(push: bool = False) -> None:
     else:
         console.print(f"data version {before} -> [bold]{after}[/]")
         console.print("commit it: git add data.dvc && git commit -m 'data: new version'")
+    if push:
+        publish_data_version(after)
 
 
 @data_app.command("status")

@@ -26,3 +26,27 @@ def run_pipeline(pipeline: Any, config: Path, no_cache: bool = False) -> Any:
     if no_cache:
         options["enable_cache"] = False
     return pipeline.with_options(**options)()
+
+
+def publish_data_version(version: str) -> None:
+    """Record the pushed data ``version`` as a new version of the ZenML artifact
+    ``har_data_version`` in the active stack, where a scheduled run looks for the newest
+    data (``ingest_data_step`` with ``latest: true``)."""
+    from zenml import save_artifact
+    from zenml.client import Client
+
+    from components.data.versioning import PUBLISHED_ARTIFACT, published_metadata
+
+    meta = published_metadata(version)
+    try:
+        newest = Client().get_artifact_version(PUBLISHED_ARTIFACT)
+    except KeyError:
+        newest = None
+    if newest is not None and newest.run_metadata.get("md5") == version:
+        console.print(f"{PUBLISHED_ARTIFACT} v{newest.version} already names data version {version}")
+        return
+    try:
+        art = save_artifact(version, name=PUBLISHED_ARTIFACT, user_metadata=meta, include_visualizations=False)
+    except Exception as e:  # noqa: BLE001 - the data is pushed; say what is missing and how to redo it
+        fail(f"data version {version} was pushed but not published to ZenML ({e}); rerun `har data version --push`")
+    console.print(f"published {PUBLISHED_ARTIFACT} v{art.version} = {version} (DVC remote {meta['dvc_remote_url']})")

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import typer
 
-from components.cli_common import console, fail, run_pipeline
+from components.cli_common import console, fail, publish_data_version, run_pipeline
 from components.config import artifacts_dir, data_dir
 from components.data.sources import REPO_ROOT
 
@@ -79,6 +79,7 @@ def ingest_cmd(
                     fail(f"recordings were added but versioning failed: {e}")
                 if pushing:
                     console.print(f"pushed to the DVC remote {default_remote()!r}")
+                    publish_data_version(after)
     except LockBusy as e:
         _busy(e)
     _print_ingest(report)
@@ -264,6 +265,51 @@ def schedule_remove(crontab_file: Path | None = _CRONTAB_OPT) -> None:
     except ScheduleError as e:
         fail(str(e))
     console.print("removed the retrain schedule" if removed else f"no retrain schedule for {REPO_ROOT}")
+
+
+@schedule_app.command("deploy")
+def schedule_deploy(
+    config: Path = typer.Option(
+        Path("configs/schedule.yaml"), "-c", "--config", help="run config with extra.cron_expression"
+    ),
+    orchestrator: str | None = typer.Option(
+        None, help="orchestrator flavor to write the schedule for (default: the active stack's)"
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="write and print the run config, create nothing"),
+) -> None:
+    """Create the ZenML schedule of CONFIG on the active stack (Kubernetes CronJob, Kubeflow recurring run).
+
+    The config's 5-field cron (UTC) is written the way the orchestrator reads it (Kubeflow:
+    6 fields, seconds first), concurrent runs are forbidden where the orchestrator can
+    (Kubernetes), and the resulting run config is kept under artifacts/schedules/.
+    """
+    import yaml
+
+    from components.config import load_run_config
+    from components.io_utils import atomic_write_text
+    from components.retraining.schedule import ScheduleError, scheduled_run_config
+
+    if orchestrator is None:
+        from zenml.client import Client
+
+        orchestrator = Client().active_stack.orchestrator.flavor
+    try:
+        run_config = scheduled_run_config(load_run_config(config), orchestrator)
+    except (FileNotFoundError, ScheduleError) as e:
+        fail(str(e))
+    out = artifacts_dir() / "schedules" / f"{config.stem}.{orchestrator}.yaml"
+    atomic_write_text(out, yaml.safe_dump(run_config, sort_keys=False))
+    cron = run_config["extra"]["cron_expression"]
+    console.print(
+        f"schedule {run_config['schedule']['name']!r}: '{cron}' (UTC) -> {orchestrator} reads "
+        f"'{run_config['schedule']['cron_expression']}' · run config: {out}"
+    )
+    if dry_run:
+        return
+    from pipelines.train_pipeline import train_pipeline
+
+    run_pipeline(train_pipeline, out)
+    console.print("created; list: zenml pipeline schedule list · stop: zenml pipeline schedule delete NAME")
 
 
 def register(app: typer.Typer, data_app: typer.Typer) -> None:

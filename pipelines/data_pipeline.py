@@ -6,6 +6,8 @@ from typing import Any
 
 from zenml import pipeline
 
+from steps.check_new_data import check_new_data_step
+from steps.failure_hook import notify_on_failure
 from steps.ingest_data import ingest_data_step
 from steps.split_windows import split_windows_step
 from steps.validate_dataset import validate_dataset_step
@@ -21,15 +23,22 @@ def prepare_data(
     split: dict | None,
     fold: int,
     reimport: bool,
+    stop_if_trained: str | None = None,
 ) -> Any:
-    """Wire the data steps (shared by every pipeline); returns the split artifact."""
+    """Wire the data steps (shared by every pipeline); returns the split artifact.
+
+    ``stop_if_trained``: a registered model; the run stops after ingest when that model
+    was already trained on the data version (scheduled retraining).
+    """
     version = ingest_data_step(dataset=dataset, source=source, subjects=subjects, reimport=reimport)
+    if stop_if_trained:
+        version = check_new_data_step(version, registered_model=stop_if_trained)
     validated, _, _ = validate_dataset_step(dataset=dataset, data_version=version, validation=validation)
     windows = window_dataset_step(dataset=dataset, data_version=validated, window=window)
     return split_windows_step(windows, split=split, fold=fold)
 
 
-@pipeline(name="data_pipeline")
+@pipeline(name="data_pipeline", on_failure=notify_on_failure)
 def data_pipeline(
     dataset: str = "dsads",
     source: str | None = None,

@@ -9,7 +9,7 @@ from zenml import get_step_context, log_metadata, step
 from components import tracking
 from components.config import build
 from components.data.splitting import SplitWindows
-from components.evaluation.champion import champion_macro_f1
+from components.evaluation.champion import champion_macro_f1, champion_reference
 from components.evaluation.promotion import PromotionConfig, decide
 from components.export.bundle import ExportedModel
 
@@ -26,8 +26,9 @@ def promote_model_step(
     """Register the ONNX model in MLflow, decide, and set aliases.
 
     ``champion`` moves only when every gate passes and the candidate is not worse than
-    the current champion (on this test split and data version) by more than the
-    tolerance; the old champion becomes ``previous-champion``. A candidate that passes
+    the current champion (on this test split and data version), or the best champion
+    recorded on it, by more than the tolerance (on the champion's own data: better than
+    it); the old champion becomes ``previous-champion``. A candidate that passes
     the gates but loses becomes ``challenger``. The ZenML model version is set to stage
     ``production`` on promotion.
 
@@ -57,7 +58,8 @@ def promote_model_step(
         "int8_size_ratio": report["size_ratio"],
     }
     champion, champion_f1, champion_note = champion_macro_f1(registered_model, split, mlflow_run_id)
-    decision = decide(candidate, champion_f1, cfg)
+    best_f1, same_data = champion_reference(registered_model, champion, split)
+    decision = decide(candidate, champion_f1, cfg, best_macro_f1=best_f1, same_data=same_data)
     decision.reasons.insert(0, champion_note)
     # the tracker's run of *this* pipeline run; not the training run when training was cached
     promoting_run_id = tracking.active_run_id()

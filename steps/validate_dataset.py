@@ -12,10 +12,11 @@ from zenml.types import MarkdownString
 from components.config import build
 from components.data.validation import ValidationConfig, ValidationFailed, validate_dataset
 from components.data.versioning import materialize
+from steps.retry import NETWORK_RETRY
 
 
 # Cached on the *value* of data_version + config: a data version that passed once passes again.
-@step(cache_policy=CachePolicy(include_artifact_ids=False))
+@step(cache_policy=CachePolicy(include_artifact_ids=False), retry=NETWORK_RETRY)
 def validate_dataset_step(
     dataset: str, data_version: str, validation: dict | None = None
 ) -> tuple[

@@ -12,13 +12,14 @@ from components.data.versioning import materialize
 from components.data.windowing import WindowConfig, window_dataset
 from components.data.windows import WindowSet
 from steps.materializers import WindowSetMaterializer
+from steps.retry import NETWORK_RETRY
 
 # Cache on the *value* of data_version (the data.dvc md5) and the config, not on the
 # id of the upstream artifact, so unchanged data + config reuses the windows.
 BY_VALUE = CachePolicy(include_artifact_ids=False)
 
 
-@step(cache_policy=BY_VALUE, output_materializers=WindowSetMaterializer)
+@step(cache_policy=BY_VALUE, output_materializers=WindowSetMaterializer, retry=NETWORK_RETRY)
 def window_dataset_step(dataset: str, data_version: str, window: dict | None = None) -> Annotated[WindowSet, "windows"]:
     """Window every recording of ``dataset`` as it is in ``data_version``.
 

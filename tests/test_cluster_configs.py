@@ -58,11 +58,13 @@ def _lock() -> dict[str, str]:
 @pytest.mark.parametrize("name", CONFIGS)
 def test_same_model_parameters_and_gates_as_train_yaml(name):
     train, cfg = _load("train.yaml"), _load(name)
-    assert cfg["parameters"] == train["parameters"]
+    scheduled = name == "schedule.yaml"  # + newest pushed data, stop when nothing new
+    assert {k: v for k, v in cfg["parameters"].items() if k != "stop_if_unchanged"} == train["parameters"]
+    assert cfg["parameters"].get("stop_if_unchanged", False) is scheduled
     assert cfg["model"] == train["model"]
     for step, options in train["steps"].items():
         assert cfg["steps"][step] == options
-    assert cfg["steps"]["ingest_data_step"] == {"parameters": {"pull": True}}
+    assert cfg["steps"]["ingest_data_step"] == {"parameters": {"pull": True, **({"latest": True} if scheduled else {})}}
 
 
 @pytest.mark.parametrize("name", CONFIGS)
@@ -96,33 +98,49 @@ client.activate_stack("compile")
 out = {}
 for path in sys.argv[2:]:
     pipeline = train_pipeline.with_options(config_path=path)
-    pipeline.prepare()
+    try:
+        pipeline.prepare()
+    except ValueError as e:  # the pipeline refuses a schedule config that was not translated
+        out[path] = {"refused": str(e)}
+        continue
     snapshot, schedule, _ = pipeline._compile(config_path=path)  # what `zenml pipeline run` does
     steps = snapshot.step_configurations
     out[path] = {
         "requirements": snapshot.pipeline_configuration.docker_settings.requirements,
         "pull": steps["ingest_data_step"].config.parameters.get("pull"),
+        "latest": steps["ingest_data_step"].config.parameters.get("latest"),
         "tracker": steps["train_model_step"].config.experiment_tracker,
         "cron": schedule.cron_expression if schedule else None,
+        "steps": sorted(steps),
     }
 print("RESULT" + json.dumps(out))
 """
 
 
 def test_zenml_compiles_both_configs_and_reads_the_schedule(tmp_path):
+    from components.retraining.schedule import scheduled_run_config
+
     env = isolated_env(tmp_path)
     paths = [str(REPO_ROOT / "configs" / name) for name in CONFIGS]
+    for flavor in ("kubernetes", "kubeflow"):  # what `har schedule deploy` writes for each
+        out = tmp_path / f"schedule.{flavor}.yaml"
+        out.write_text(yaml.safe_dump(scheduled_run_config(_load("schedule.yaml"), flavor)))
+        paths.append(str(out))
     proc = subprocess.run([sys.executable, "-c", _COMPILE, env["MLFLOW_TRACKING_URI"], *paths], cwd=REPO_ROOT,
                           env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.split("RESULT", 1)[1])
-    for name, path in zip(CONFIGS, paths, strict=True):
-        got = result[path]
-        assert got["requirements"] == _load(name)["settings"]["docker"]["requirements"]
+    cluster, raw_schedule, k8s, kfp = (result[p] for p in paths)
+    assert "har schedule deploy" in raw_schedule["refused"]  # `zenml pipeline run -c configs/schedule.yaml`
+    for got in (cluster, k8s, kfp):
+        assert got["requirements"] == _load("cluster.yaml")["settings"]["docker"]["requirements"]
         assert got["pull"] is True and got["tracker"] == "mlflow_tracker"
-    assert result[paths[0]]["cron"] is None
-    assert result[paths[1]]["cron"] == "0 3 * * *"
-    parse_cron(result[paths[1]]["cron"])
+    assert cluster["cron"] is None and not cluster["latest"] and "check_new_data_step" not in cluster["steps"]
+    cron = _load("schedule.yaml")["extra"]["cron_expression"]
+    assert k8s["cron"] == cron and kfp["cron"] == f"0 {cron}"
+    parse_cron(k8s["cron"])
+    for got in (k8s, kfp):
+        assert got["latest"] is True and "check_new_data_step" in got["steps"]
 
 
 FLAVOR_CONFIGS = {

@@ -134,12 +134,30 @@ def test_new_recordings_retrain_and_noop(project):
     assert "nothing to do" in out and f"v1 was trained on this data version ({v1})" in out
     assert len(_versions(client)) == 1
 
+    # -- a scheduled run (newest pushed data version, stop when nothing new) stops after ingest
+    dvc = [sys.executable, "-m", "dvc", "remote", "add", "-d", "shared", str(project["root"] / "dvc-remote")]
+    subprocess.run(dvc, cwd=project["data"].parent, env=project["env"], check=True, capture_output=True)
+    _, out = _har(project, "data", "version", "--push")
+    assert f"published har_data_version v1 = {v1}" in out, out
+    scheduled = yaml.safe_load(project["config"].read_text())
+    scheduled["parameters"]["stop_if_unchanged"] = True
+    scheduled["steps"] = {"ingest_data_step": {"parameters": {"pull": True, "latest": True}}}
+    path = project["root"] / "scheduled.yaml"
+    path.write_text(yaml.safe_dump(scheduled))
+    exp = client.get_experiment_by_name("cmd-har")
+    runs = len(client.search_runs([exp.experiment_id]))
+    proc, out = _har(project, "train", "-c", str(path), check=False)
+    assert proc.returncode != 0, out[-3000:]
+    assert f"stopped at check_new_data_step: nothing new, stopping before training: the champion {MODEL} v1" in out
+    assert len(client.search_runs([exp.experiment_id])) == runs and len(_versions(client)) == 1  # no training
+
     # -- new recordings of the held-back training subject --------------------------------
     new_files = sorted((project["root"] / "incoming" / "dsads" / "recordings").glob("*.parquet"))
     assert len(new_files) == 3
     _, out = _har(project, "data", "ingest", "--dataset", "dsads", *map(str, new_files))
     v2 = _data_version(project)
     assert v2 != v1 and f"data version {v1} -> {v2}" in out
+    assert f"published har_data_version v2 = {v2}" in out  # what a scheduled cluster run pulls next
     assert "3 added, 0 duplicate" in out and "recordings 9 -> 12 (+3)" in out and "(new: 4)" in out
     for label in LABELS:
         assert f"{label}: 0.250 h -> 0.333 h (+0.083 h)" in out  # 5 min per subject and activity

@@ -25,6 +25,10 @@ import yaml
 from components.config import data_dir
 
 DVC_FILE = "data.dvc"
+# The ZenML artifact that names each data version pushed to the DVC remote (one artifact
+# version per push; its value is the md5). A scheduled run on a cluster resolves the newest
+# one, since the code and data.dvc of a schedule are frozen when it is created.
+PUBLISHED_ARTIFACT = "har_data_version"
 
 
 def dvc_repo() -> Path:
@@ -93,6 +97,20 @@ def default_remote(repo: Path | None = None) -> str | None:
     except VersioningError:  # "no default remote set" exits non-zero
         return None
     return name or None
+
+
+def published_metadata(version: str, repo: Path | None = None) -> dict[str, str]:
+    """What a pushed data version is recorded with: md5, DVC remote (name and URL) and the
+    datasets it holds (folders of ``data/`` with a manifest)."""
+    repo = Path(repo or dvc_repo())
+    default, remotes, _ = _remote_and_cache(repo)
+    datasets = sorted(p.parent.name for p in (repo / "data").glob("*/manifest.yaml"))
+    return {
+        "md5": version,
+        "dvc_remote": default or "",
+        "dvc_remote_url": str((remotes.get(default) or {}).get("url", "")) if default else "",
+        "datasets": ",".join(datasets),
+    }
 
 
 def cache_dir(repo: Path | None = None) -> Path:

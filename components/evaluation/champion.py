@@ -62,3 +62,32 @@ def champion_macro_f1(
             f"(it was trained on {tags.get('data_version')})"
         ),
     )
+
+
+def champion_reference(registered_model: str, champion: Any | None, split: SplitWindows) -> tuple[float | None, bool]:
+    """(best test macro-F1 any champion recorded on this data version and test subjects or
+    None, whether ``champion`` was trained on this data version).
+
+    A version counts as a champion when the promotion tagged it so; its recorded
+    ``test_macro_f1`` counts only on the same data version and test subjects.
+    """
+    if champion is None:
+        return None, False
+    client = tracking.client()
+    data_version, test = str(split.provenance.get("data_version")), ",".join(split.fold.test)
+    best, same_data = None, False
+    for mv in client.search_model_versions(f"name='{registered_model}'"):
+        is_current = str(mv.version) == str(champion.version)
+        if not is_current and (mv.tags or {}).get("promotion_outcome") != "champion":
+            continue
+        try:
+            run = client.get_run(mv.run_id)
+        except Exception:  # noqa: BLE001 - a deleted run has no record to count
+            continue
+        tags, metrics = run.data.tags, run.data.metrics
+        if is_current:
+            same_data = tags.get("data_version") == data_version
+        same_split = tags.get("data_version") == data_version and tags.get("test_subjects") == test
+        if same_split and "test_macro_f1" in metrics:
+            best = max(best if best is not None else -1.0, float(metrics["test_macro_f1"]))
+    return best, same_data

@@ -1,8 +1,9 @@
 """Evaluation gates and the champion/challenger decision (pure logic, no MLflow).
 
 A candidate is promoted only if it passes every gate *and* is not worse than the
-current champion (evaluated on the same test split of the same data version) by more
-than ``tolerance`` macro-F1. A candidate that passes the gates but loses becomes a
+current champion (evaluated on the same test split of the same data version), or the
+best champion ever recorded on that split, by more than ``tolerance`` macro-F1; on the
+champion's own data it must beat the champion. A candidate that passes the gates but loses becomes a
 ``challenger``; one that fails a gate is ``rejected``.
 """
 
@@ -154,8 +155,21 @@ def _gate(value: float, threshold: float, passed: bool) -> dict[str, Any]:
     return {"value": float(value), "threshold": float(threshold), "passed": bool(passed)}
 
 
-def decide(candidate: dict[str, Any], champion_macro_f1: float | None, cfg: PromotionConfig) -> Decision:
-    """Gates first, then the comparison with the champion (``None``: there is none)."""
+def decide(
+    candidate: dict[str, Any],
+    champion_macro_f1: float | None,
+    cfg: PromotionConfig,
+    best_macro_f1: float | None = None,
+    same_data: bool = False,
+) -> Decision:
+    """Gates first, then the comparison with the champion (``None``: there is none).
+
+    The tolerance is measured from a fixed reference, the best of the champion's score and
+    ``best_macro_f1`` (the best test macro-F1 any champion recorded on this same split), so
+    that a chain of in-tolerance promotions cannot walk the champion down. On the data the
+    champion was trained on (``same_data``) the tolerance does not apply: a candidate must
+    beat the champion, so a rerun on unchanged data never replaces it.
+    """
     gates = check_gates(candidate, cfg)
     failed = [name for name, g in gates.items() if not g["passed"]]
     reasons = [_describe(name, g) for name, g in gates.items()]
@@ -164,18 +178,19 @@ def decide(candidate: dict[str, Any], champion_macro_f1: float | None, cfg: Prom
     f1 = candidate["macro_f1"]
     if champion_macro_f1 is None:
         return Decision("champion", ["passed every gate; there is no champion yet", *reasons], gates)
-    if f1 >= champion_macro_f1 - cfg.tolerance:
-        why = f"macro-F1 {f1:.4f} vs champion {champion_macro_f1:.4f} (tolerance {cfg.tolerance})"
-        return Decision(
-            "champion",
-            [f"passed every gate and is not worse than the champion: {why}", *reasons],
-            gates,
-            champion_macro_f1,
-        )
-    why = f"macro-F1 {f1:.4f} < champion {champion_macro_f1:.4f} - tolerance {cfg.tolerance}"
+    reference = max(champion_macro_f1, best_macro_f1 if best_macro_f1 is not None else champion_macro_f1)
+    best = f", best champion on this split {reference:.4f}" if reference > champion_macro_f1 else ""
+    if same_data:
+        wins = f1 > champion_macro_f1
+        rule = f"macro-F1 {f1:.4f} vs champion {champion_macro_f1:.4f} on the champion's own data: must be higher"
+    else:
+        wins = f1 >= reference - cfg.tolerance
+        rule = f"macro-F1 {f1:.4f} vs champion {champion_macro_f1:.4f}{best} (tolerance {cfg.tolerance})"
+    if wins:
+        return Decision("champion", [f"passed every gate and wins: {rule}", *reasons], gates, champion_macro_f1)
     return Decision(
         "challenger",
-        [f"passed every gate but loses to the champion: {why}", *reasons],
+        [f"passed every gate but loses to the champion: {rule}", *reasons],
         gates,
         champion_macro_f1,
     )

@@ -20,6 +20,10 @@ from components.data.versioning import VersioningError, data_version, is_up_to_d
 from components.retraining.changes import DataChanges, changes_between
 
 
+class NothingNewError(RuntimeError):
+    """A scheduled run found no data version its model has not been judged on already."""
+
+
 @dataclass
 class ModelRef:
     """A registered model version and the data version it was trained on."""
@@ -72,6 +76,24 @@ def latest_ref(registered_model: str) -> ModelRef | None:
     return _ref(max(versions, key=lambda v: int(v.version))) if versions else None
 
 
+def nothing_new(model: str, current: str | None, champion: ModelRef | None, latest: ModelRef | None) -> str | None:
+    """Why data version ``current`` is nothing new for ``model`` (None when it is new).
+
+    It is not new when the champion was trained on it, or when the newest registered
+    version was (the gates already judged a model of this data).
+    """
+    if current is None:
+        return None
+    if champion and champion.data_version == current:
+        return f"the champion {model} v{champion.version} was trained on this data version ({current}): nothing new"
+    if latest and latest.data_version == current:
+        return (
+            f"{model} v{latest.version} was already trained on this data version ({current}) and the gates made it "
+            f"{latest.outcome or 'no champion'}; nothing new since"
+        )
+    return None
+
+
 def plan_retrain(config_path: Path, force: bool = False) -> RetrainPlan:
     """Decide whether to run train_pipeline for ``config_path``."""
     model = registered_model_name(load_run_config(config_path))
@@ -87,13 +109,8 @@ def plan_retrain(config_path: Path, force: bool = False) -> RetrainPlan:
         plan.run, plan.reason = True, "--force: retraining whatever the data version"
     elif current is None or dirty:
         plan.run, plan.reason = True, dirty or "no data version yet (data.dvc missing): the pipeline creates it"
-    elif champ and champ.data_version == current:
-        plan.reason = f"the champion {model} v{champ.version} was trained on this data version ({current}): nothing new"
-    elif last and last.data_version == current:
-        plan.reason = (
-            f"{model} v{last.version} was already trained on this data version ({current}) and the gates made it "
-            f"{last.outcome or 'no champion'}; nothing new since (use --force to retrain anyway)"
-        )
+    elif reason := nothing_new(model, current, champ, last):
+        plan.reason = reason + ("" if champ and champ.data_version == current else " (use --force to retrain anyway)")
     elif champ:
         plan.run = True
         plan.reason = f"data version {current} differs from the champion's ({champ.data_version}, v{champ.version})"

@@ -114,6 +114,62 @@ def on_calendar(expr: str) -> str:
     return f"{days}*-{fmt(month)}-{fmt(dom)} {fmt(hour)}:{fmt(minute)}:00"
 
 
+# -- ZenML schedules on a cluster orchestrator ---------------------------------------
+# How each orchestrator reads ZenML's Schedule(cron_expression=...): Kubernetes CronJobs
+# take the 5 standard fields; Kubeflow Pipelines' recurring runs take 6, seconds first
+# ("0 3 * * *" there means minute 3 of every hour). The local orchestrators cannot schedule.
+CRON_FIELDS = {"kubernetes": 5, "kubeflow": 6}
+
+
+def orchestrator_cron(expr: str, flavor: str) -> str:
+    """The 5-field cron ``expr`` as orchestrator ``flavor`` reads it (validated first).
+
+    Raises:
+        ScheduleError: ``expr`` is invalid, or ``flavor`` cannot schedule / is not one
+            whose cron format is known here.
+    """
+    parse_cron(expr)
+    expr = " ".join(expr.split())
+    if expr in MACROS:
+        expr = {"hourly": "0 * * * *", "daily": "0 0 * * *", "weekly": "0 0 * * 0", "monthly": "0 0 1 * *",
+                "yearly": "0 0 1 1 *"}[MACROS[expr]]  # fmt: skip
+    if flavor in ("local", "local_docker"):
+        raise ScheduleError(
+            f"the {flavor} orchestrator cannot schedule: on this machine use `har schedule install --cron "
+            f"'{expr}'`; on a cluster activate its stack (deployment/stacks/) first"
+        )
+    if flavor not in CRON_FIELDS:
+        raise ScheduleError(
+            f"no cron translation for the {flavor!r} orchestrator (known: {sorted(CRON_FIELDS)}); "
+            "create its schedule with ZenML directly (zenml pipeline run ... with a schedule: block)"
+        )
+    return expr if CRON_FIELDS[flavor] == 5 else f"0 {expr}"
+
+
+def scheduled_run_config(config: dict, flavor: str) -> dict:
+    """``config`` (configs/schedule.yaml: ``extra.cron_expression`` holds the 5-field cron)
+    as ZenML runs it on orchestrator ``flavor``: a ``schedule:`` block with the translated
+    cron, and concurrent runs forbidden where the orchestrator offers it (Kubernetes).
+
+    Raises:
+        ScheduleError: no ``extra.cron_expression``, or it cannot be translated.
+    """
+    extra = dict(config.get("extra") or {})
+    cron = extra.get("cron_expression")
+    if not cron:
+        raise ScheduleError("the config has no extra.cron_expression (configs/schedule.yaml shows the form)")
+    out = {**config, "extra": {**extra, "scheduled_for": flavor}}
+    out["schedule"] = {"name": extra.get("schedule_name") or "cmd-har-retrain",
+                       "cron_expression": orchestrator_cron(str(cron), flavor)}  # fmt: skip
+    if flavor == "kubernetes":
+        settings = dict(out.get("settings") or {})
+        k8s = dict(settings.get("orchestrator.kubernetes") or {})
+        k8s.setdefault("concurrency_policy", "Forbid")
+        settings["orchestrator.kubernetes"] = k8s
+        out["settings"] = settings
+    return out
+
+
 # -- what runs ------------------------------------------------------------------------
 @dataclass
 class Job:
