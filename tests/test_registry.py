@@ -138,7 +138,9 @@ def test_missing_sides_are_named():
         f"MLflow champion is {MODEL} v3, but no version of ZenML model zm is in production"
     ]
     (problem,) = stage_disagreements(MODEL, {}, ZenmlView("zm", staging=_zv("8", "staging", "4")))
-    assert problem == f"ZenML model zm version 8 ({MODEL} v4) is in staging, but {MODEL} has no challenger alias in MLflow"
+    assert problem == (
+        f"ZenML model zm version 8 ({MODEL} v4) is in staging, but {MODEL} has no challenger alias in MLflow"
+    )
     (problem,) = stage_disagreements(MODEL, {"champion": "3"}, ZenmlView("zm", production=_zv("5", "production", None)))
     assert "cannot confirm it" in problem and "no MLflow version in its metadata" in problem
     other = ZenmlView("zm", production=_zv("5", "production", "3", model="cmd-har-other"))
