@@ -346,9 +346,11 @@ def lineage_cmd(
     except LineageError as e:
         fail(str(e))
     console.print(f"[bold]lineage of {registered_model} {ref or 'champion'}[/] (raw bytes -> deployment)")
-    for i, link in enumerate(links, 1):
-        console.print(f"{i}. [bold]{link.stage}[/]: {link.detail}", soft_wrap=True)
-        console.print(f"   [dim]inspect:[/] {link.inspect}", soft_wrap=True)
+    from rich.markup import escape
+
+    for i, link in enumerate(links, 1):  # details may hold brackets (error messages): not markup
+        console.print(f"{i}. [bold]{escape(link.stage)}[/]: {escape(link.detail)}", soft_wrap=True)
+        console.print(f"   [dim]inspect:[/] {escape(link.inspect)}", soft_wrap=True)
 
 
 def zenml_model_view(model: str, version: str | None):

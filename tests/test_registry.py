@@ -153,3 +153,40 @@ def test_zenml_unavailable_is_not_a_verdict():
     assert stage_disagreements(MODEL, {"champion": "3"}, view) == []
     (link,) = zenml_links(MODEL, {"champion": "3"}, view)
     assert link.detail == "not compared: no ZenML model named 'zm' in this ZenML store"
+
+
+def test_lineage_asks_zenml_about_the_model_version_that_registered_it(store, tmp_path, monkeypatch):
+    from components.lineage import chain
+
+    monkeypatch.setenv("HAR_DATA_DIR", str(tmp_path / "data"))  # no manifest: lineage still prints
+    exp = store.create_experiment("train_pipeline")
+    run = store.create_run(exp).info.run_id
+    store.set_tag(run, "dataset", "dsads")
+    store.create_registered_model(MODEL)
+    version = str(store.create_model_version(MODEL, f"runs:/{run}/onnx-int8", run_id=run).version)
+    for key, value in {
+        "precision": "int8",
+        "promotion_outcome": "champion",
+        "fp32_registered_model": MODEL + "-fp32",
+        "fp32_registered_version": "1",
+        "zenml_model": "zm",
+        "zenml_model_version": "7",
+    }.items():
+        store.set_model_version_tag(MODEL, version, key, value)
+    tracking.set_alias(MODEL, tracking.CHAMPION, version)
+    asked = []
+
+    def lookup(model, zenml_version):
+        asked.append((model, zenml_version))
+        # the stage moved in ZenML, the alias did not follow (or the other way round)
+        return ZenmlView(model, _zv("7", "archived", version), production=_zv("9", "production", "2"))
+
+    links = {link.stage: link.detail for link in chain(MODEL, None, zenml=lookup)}
+    assert asked == [("zm", "7")]
+    assert links["registered version"] == f"{MODEL} v1 (int8, outcome champion)"
+    assert links["fp32 twin"] == f"{MODEL}-fp32 v1 (not served)"
+    assert links["ZenML model"].startswith("this version is ZenML zm version 7, stage archived; production: version 9")
+    assert links["MLflow vs ZenML"] == (
+        f"DISAGREE: MLflow champion is {MODEL} v1, but the metadata of ZenML production version 9 points to {MODEL} v2"
+    )
+    assert "ZenML model" not in {link.stage for link in chain(MODEL)}
