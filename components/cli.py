@@ -338,6 +338,8 @@ def lineage_cmd(
 ) -> None:
     """Print the lineage chain: raw checksums -> data version -> runs -> metrics -> versions -> deployments,
     and whether ZenML's model stages agree with the MLflow aliases."""
+    from rich.markup import escape
+
     from components.lineage import LineageError, chain, default_registered_model
 
     try:
@@ -346,8 +348,6 @@ def lineage_cmd(
     except LineageError as e:
         fail(str(e))
     console.print(f"[bold]lineage of {registered_model} {ref or 'champion'}[/] (raw bytes -> deployment)")
-    from rich.markup import escape
-
     for i, link in enumerate(links, 1):  # details may hold brackets (error messages): not markup
         console.print(f"{i}. [bold]{escape(link.stage)}[/]: {escape(link.detail)}", soft_wrap=True)
         console.print(f"   [dim]inspect:[/] {escape(link.inspect)}", soft_wrap=True)

@@ -95,8 +95,9 @@ def stage_disagreements(registered_model: str, aliases: dict[str, str], view: Ze
             found.append(
                 f"MLflow {alias} is {registered_model} v{mine}, but ZenML {stage} {theirs.describe()} cannot confirm it"
             )
-        elif (theirs.registered_model or registered_model) != registered_model or str(theirs.registered_version) != str(
-            mine
+        elif (theirs.registered_model or registered_model, str(theirs.registered_version)) != (
+            registered_model,
+            str(mine),
         ):
             found.append(
                 f"MLflow {alias} is {registered_model} v{mine}, but the metadata of ZenML {stage} "
