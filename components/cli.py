@@ -306,7 +306,10 @@ def print_train_run_summary(run) -> None:
     for reason in decision["reasons"]:
         table.add_row("", reason)
     table.add_row("MLflow run", decision["mlflow_run_id"])
-    table.add_row("registered", f"{decision['registered_model']} v{decision['registered_version']}")
+    registered = f"{decision['registered_model']} v{decision['registered_version']} (int8, served)"
+    if decision.get("fp32_registered_version"):
+        registered += f" · fp32 twin {decision['fp32_registered_model']} v{decision['fp32_registered_version']}"
+    table.add_row("registered", registered)
     table.add_row("BentoML model", bento or "unchanged (not promoted)")
     cached = [name for name, s in steps.items() if s.status.value == "cached"]
     table.add_row("cached steps", ", ".join(cached) or "none")
@@ -335,18 +338,58 @@ def lineage_cmd(
         help="MLflow registered model (default: the one a BentoML tag REF names, else the only one with a champion)",
     ),
 ) -> None:
-    """Print the lineage chain: raw checksums -> data version -> runs -> metrics -> versions -> deployments."""
+    """Print the lineage chain: raw checksums -> data version -> runs -> metrics -> versions -> deployments,
+    and whether ZenML's model stages agree with the MLflow aliases."""
+    from rich.markup import escape
+
     from components.lineage import LineageError, chain, default_registered_model
 
     try:
         registered_model = registered_model or default_registered_model(ref)
-        links = chain(registered_model, ref)
+        links = chain(registered_model, ref, zenml=zenml_model_view)
     except LineageError as e:
         fail(str(e))
     console.print(f"[bold]lineage of {registered_model} {ref or 'champion'}[/] (raw bytes -> deployment)")
-    for i, link in enumerate(links, 1):
-        console.print(f"{i}. [bold]{link.stage}[/]: {link.detail}", soft_wrap=True)
-        console.print(f"   [dim]inspect:[/] {link.inspect}", soft_wrap=True)
+    for i, link in enumerate(links, 1):  # details may hold brackets (error messages): not markup
+        console.print(f"{i}. [bold]{escape(link.stage)}[/]: {escape(link.detail)}", soft_wrap=True)
+        console.print(f"   [dim]inspect:[/] {escape(link.inspect)}", soft_wrap=True)
+
+
+def zenml_model_view(model: str, version: str | None):
+    """What ZenML's model control plane says about ``model`` (its ``version``, and the versions
+    in production and staging with the MLflow version their metadata names), for ``har lineage``."""
+    from components.lineage import ZenmlVersion, ZenmlView
+
+    try:
+        from zenml.client import Client
+        from zenml.enums import ModelStages
+
+        client = Client()
+        client.get_model(model)
+    except KeyError:
+        return ZenmlView(model, error=f"no ZenML model named {model!r} in this ZenML store")
+    except Exception as e:  # noqa: BLE001 - no ZenML repository/server: lineage still prints
+        return ZenmlView(model, error=f"ZenML could not be asked ({type(e).__name__}: {e})")
+
+    def get(ref: str) -> ZenmlVersion | None:
+        try:
+            mv = client.get_model_version(model, ref)
+        except KeyError:
+            return None
+        meta = mv.run_metadata
+        return ZenmlVersion(
+            str(mv.name),
+            mv.stage,
+            str(meta["registered_model"]) if "registered_model" in meta else None,
+            str(meta["registered_version"]) if "registered_version" in meta else None,
+        )
+
+    return ZenmlView(
+        model,
+        get(version) if version else None,
+        get(ModelStages.PRODUCTION.value),
+        get(ModelStages.STAGING.value),
+    )
 
 
 def _register_benchmark() -> None:

@@ -1,15 +1,21 @@
 """The lineage chain of a registered model version, from raw bytes to deployed artifacts.
 
 raw source checksums -> data.dvc md5 -> ZenML run -> MLflow run -> metrics ->
-registered version -> aliases -> BentoML model (and, later, edge bundles).
+registered version (int8, served) and its fp32 twin -> aliases -> ZenML model stage ->
+BentoML model.
+
+The ZenML side (model version, stage, metadata) comes in through a lookup function the
+CLI passes (this module does not import ZenML); :func:`stage_disagreements` compares it
+with the MLflow aliases.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from components import tracking
+from components import registry, tracking
 from components.config import data_dir
 
 
@@ -22,6 +28,106 @@ class Link:
 
 class LineageError(LookupError):
     """The reference does not resolve to a registered model version."""
+
+
+@dataclass(frozen=True)
+class ZenmlVersion:
+    """A ZenML model version: its name, stage and the MLflow version its metadata names."""
+
+    name: str
+    stage: str | None
+    registered_model: str | None = None
+    registered_version: str | None = None
+
+    def describe(self) -> str:
+        names = (
+            f"{self.registered_model or '?'} v{self.registered_version}"
+            if self.registered_version
+            else "no MLflow version in its metadata"
+        )
+        return f"version {self.name} ({names})"
+
+
+@dataclass(frozen=True)
+class ZenmlView:
+    """What ZenML's model control plane says about a model (the CLI gathers it)."""
+
+    model: str
+    of_version: ZenmlVersion | None = None  # the ZenML version of the run that registered the shown version
+    production: ZenmlVersion | None = None
+    staging: ZenmlVersion | None = None
+    error: str | None = None  # ZenML could not be asked, or holds no such model
+
+
+# (ZenML model name, ZenML model version name or None) -> what ZenML says
+ZenmlLookup = Callable[[str, str | None], ZenmlView]
+# the ZenML stage that goes with each MLflow alias: the promotion outcome's (champion -> production, ...)
+STAGE_OF_ALIAS = {alias: registry.ZENML_STAGE[alias] for alias in (tracking.CHAMPION, tracking.CHALLENGER)}
+
+
+def stage_disagreements(registered_model: str, aliases: dict[str, str], view: ZenmlView) -> list[str]:
+    """Where MLflow's aliases and ZenML's stages disagree (empty: they agree).
+
+    ``aliases``: alias -> version of ``registered_model``. MLflow's ``champion`` must be the
+    version the ZenML ``production`` version's metadata names, ``challenger`` the ``staging``
+    one's; a stage held with no matching alias, or an alias with no version in the stage,
+    disagrees too. ``previous-champion`` is not compared: ZenML's ``archived`` holds every
+    older version, not one.
+    """
+    if view.error:
+        return []
+    found = []
+    for alias, stage in STAGE_OF_ALIAS.items():
+        mine, theirs = aliases.get(alias), getattr(view, stage)
+        if mine is None and theirs is None:
+            continue
+        if theirs is None:
+            found.append(
+                f"MLflow {alias} is {registered_model} v{mine}, "
+                f"but no version of ZenML model {view.model} is in {stage}"
+            )
+        elif mine is None:
+            found.append(
+                f"ZenML model {view.model} {theirs.describe()} is in {stage}, "
+                f"but {registered_model} has no {alias} alias in MLflow"
+            )
+        elif theirs.registered_version is None:
+            found.append(
+                f"MLflow {alias} is {registered_model} v{mine}, but ZenML {stage} {theirs.describe()} cannot confirm it"
+            )
+        elif (theirs.registered_model or registered_model, str(theirs.registered_version)) != (
+            registered_model,
+            str(mine),
+        ):
+            found.append(
+                f"MLflow {alias} is {registered_model} v{mine}, but the metadata of ZenML {stage} "
+                f"version {theirs.name} points to {theirs.registered_model or registered_model} "
+                f"v{theirs.registered_version}"
+            )
+    return found
+
+
+def zenml_links(registered_model: str, aliases: dict[str, str], view: ZenmlView) -> list[Link]:
+    """The "ZenML model" link (the shown version's ZenML version and stage, what is in
+    production and staging) and the "MLflow vs ZenML" verdict."""
+    inspect = f"zenml model version list {view.model}"
+    if view.error:
+        return [Link("ZenML model", f"not compared: {view.error}", inspect)]
+    parts = []
+    if (of := view.of_version) is not None:
+        parts.append(f"this version is ZenML {view.model} version {of.name}, stage {of.stage or 'none'}")
+    else:
+        parts.append(f"this version has no ZenML model version of {view.model}")
+    for stage in ("production", "staging"):
+        held = getattr(view, stage)
+        parts.append(f"{stage}: {held.describe() if held else 'none'}")
+    problems = stage_disagreements(registered_model, aliases, view)
+    if problems:
+        verdict = "DISAGREE: " + "; ".join(problems)
+    else:
+        held = [f"{a} v{aliases[a]} = ZenML {s}" for a, s in STAGE_OF_ALIAS.items() if a in aliases]
+        verdict = "agree" + (f" ({', '.join(held)})" if held else " (no champion or challenger in either)")
+    return [Link("ZenML model", "; ".join(parts), inspect), Link("MLflow vs ZenML", verdict, inspect)]
 
 
 def resolve(registered_model: str, ref: str | None) -> Any:
@@ -82,8 +188,9 @@ def default_registered_model(ref: str | None = None) -> str:
     )
 
 
-def chain(registered_model: str, ref: str | None = None) -> list[Link]:
-    """Every link for ``ref`` (see :func:`resolve`)."""
+def chain(registered_model: str, ref: str | None = None, zenml: ZenmlLookup | None = None) -> list[Link]:
+    """Every link for ``ref`` (see :func:`resolve`); ``zenml`` asks ZenML's model control plane
+    (without it the ZenML stage is not compared)."""
     from components.data.manifest import Manifest
 
     client = tracking.client()
@@ -146,18 +253,24 @@ def chain(registered_model: str, ref: str | None = None) -> list[Link]:
             "MLflow run page: metrics, plots/, evaluation/, promotion/decision.json",
         )
     )
-    aliases = list(client.get_registered_model(registered_model).aliases.items())
-    mine = sorted(a for a, v in aliases if str(v) == str(mv.version))
+    all_aliases = {a: str(v) for a, v in client.get_registered_model(registered_model).aliases.items()}
+    mine = sorted(a for a, v in all_aliases.items() if v == str(mv.version))
     shared = _versions_of_run(client, registered_model, mv.run_id, str(mv.version))
     links.append(
         Link(
             "registered version",
-            f"{registered_model} v{mv.version} (outcome {mv.tags.get('promotion_outcome', '?')})"
+            f"{registered_model} v{mv.version} ({mv.tags.get('precision', 'precision not recorded')}, "
+            f"outcome {mv.tags.get('promotion_outcome', '?')})"
             + (f"; training run {mv.run_id} is shared with {', '.join(f'v{v}' for v in shared)}" if shared else ""),
             f"mlflow ui -> Models -> {registered_model} -> Version {mv.version}",
         )
     )
+    twin, twin_version = mv.tags.get("fp32_registered_model"), mv.tags.get("fp32_registered_version")
+    if twin and twin_version:
+        links.append(Link("fp32 twin", f"{twin} v{twin_version} (not served)", f"mlflow ui -> Models -> {twin}"))
     links.append(Link("aliases", ", ".join(mine) or "none", f"models:/{registered_model}@champion"))
+    if zenml is not None:
+        links.extend(zenml_links(registered_model, all_aliases, _zenml_view(client, registered_model, mv, zenml)))
     links.append(
         Link(
             "BentoML model",
@@ -166,6 +279,17 @@ def chain(registered_model: str, ref: str | None = None) -> list[Link]:
         )
     )
     return links
+
+
+def _zenml_view(client: Any, registered_model: str, mv: Any, zenml: ZenmlLookup) -> ZenmlView:
+    """Ask ZenML about the model that registered ``mv`` (its ``zenml_model`` tag, else the
+    champion's, else the ZenML model named like the registered model)."""
+    tags = dict(mv.tags or {})
+    name = tags.get("zenml_model")
+    if not name:
+        champion = tracking.alias_version(registered_model, tracking.CHAMPION)
+        name = (champion.tags or {}).get("zenml_model") if champion is not None else None
+    return zenml(name or registered_model, tags.get("zenml_model_version") if tags.get("zenml_model") else None)
 
 
 def _ui(uri: str) -> str:

@@ -166,16 +166,24 @@ def log_dir(folder: Path, artifact_path: str) -> None:
     mlflow.log_artifacts(str(folder), artifact_path)
 
 
-def register_onnx(onnx_path: Path, registered_model: str, example: Any, metadata: dict[str, Any]) -> str:
-    """Log the ONNX model in the active run and register it; return the new version."""
+def register_onnx(
+    onnx_path: Path,
+    registered_model: str,
+    example: Any,
+    metadata: dict[str, Any],
+    signature: Any = None,
+    artifact_name: str = "onnx-model",
+) -> str:
+    """Log the ONNX model in the active run as ``artifact_name`` and register it; return the new version."""
     import mlflow
     import mlflow.onnx
     import onnx
 
     info = mlflow.onnx.log_model(
         onnx.load(str(onnx_path)),
-        name="onnx-model",
+        name=artifact_name,
         registered_model_name=registered_model,
+        signature=signature,
         input_example=example,
         metadata=metadata,
         save_as_external_data=False,

@@ -20,6 +20,7 @@ from components.data.splitting import SplitConfig, _sorted_ids
 from components.data.windowing import WindowConfig
 from components.evaluation.promotion import PromotionConfig
 from components.models.registry import MODEL_NAMES
+from components.registry import FP32_SUFFIX
 from components.training.trainer import TrainConfig
 
 PUBLIC_DATASETS = ("dsads", "usc-had", "basicmotions")  # `har data import` can make these
@@ -148,6 +149,11 @@ def check_train_parameters(params: dict[str, Any], data_dir: Path) -> list[str]:
     if model not in MODEL_NAMES:
         problems.append(f"parameters.model.name: unknown model {model!r}; known: {MODEL_NAMES}")
     problems += _other_datasets_model("parameters.registered_model", params.get("registered_model"), dataset, data_dir)
+    if str(params.get("registered_model") or "").endswith(FP32_SUFFIX):
+        problems.append(
+            f"parameters.registered_model: {params['registered_model']!r} ends with {FP32_SUFFIX!r}, the suffix of "
+            "the registered models that hold fp32 twins; name the served (int8) model without it"
+        )
     folder = Path(data_dir) / dataset
     if not (folder / "manifest.yaml").exists():
         # no data/ at all: a client that submits to a cluster whose steps pull the data

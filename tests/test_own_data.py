@@ -204,6 +204,9 @@ def test_config_checks_name_unknown_keys_and_a_missing_dataset(tmp_path):
     assert "parameters.trainer: TrainConfig: unknown keys ['epoch']" in text
     assert "parameters.export: unknown keys ['calibration']" in text
     assert "parameters.dataset: no dataset 'mine'" in text and "har data new mine" in text
+    params = {**_train_yaml()["parameters"], "registered_model": "cmd-har-dsads-fp32"}
+    (problem,) = check_train_parameters(params, tmp_path / "data")
+    assert problem.startswith("parameters.registered_model: 'cmd-har-dsads-fp32' ends with '-fp32'"), problem
 
 
 def test_shipped_configs_pass_their_checks(tmp_path):

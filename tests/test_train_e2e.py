@@ -8,7 +8,10 @@ the registered versions and the BentoML store as they were.
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -75,6 +78,9 @@ def test_champion_challenger_and_failure(env, monkeypatch):
     assert {"exported/model.onnx", "exported/model.int8.onnx", "exported/preprocessing.json"} <= exported
     good_f1 = run.data.metrics["test_macro_f1"]
 
+    # -- registry: the served int8 graph and its fp32 twin, each with signature and description
+    _registered_pair(env, client, "1", data_version, run.data.metrics)
+
     # -- lineage CLI ------------------------------------------------------------------
     _, lineage = _har(env, "lineage", "-m", "cmd-har-e2e")
     for needle in (
@@ -85,8 +91,19 @@ def test_champion_challenger_and_failure(env, monkeypatch):
         "v1",
         "champion",
         "cmd-har-e2e:",
+        "fp32 twin: cmd-har-e2e-fp32 v1 (not served)",
+        "this version is ZenML cmd-har-e2e version 1, stage production",
+        "MLflow vs ZenML: agree (champion v1 = ZenML production)",
     ):
         assert needle in lineage, needle
+    meta = _zenml_production_metadata(env)
+    assert (meta["registered_version"], meta["fp32_registered_version"], meta["promotion_outcome"]) == (
+        "1",
+        "1",
+        "champion",
+    )
+    assert meta["data_version"] == data_version and meta["mlflow_run_id"] == champion.run_id
+    assert meta["test_macro_f1_int8"] == pytest.approx(run.data.metrics["export.int8_macro_f1"])
 
     # -- run 2: a deliberately worse config does not take the alias -------------------
     _, out = _har(env, "train", "-c", str(_config(env["root"], "worse", epochs=1, lr=1e-6)))
@@ -99,6 +116,8 @@ def test_champion_challenger_and_failure(env, monkeypatch):
     assert client.get_run(challenger.run_id).data.metrics["test_macro_f1"] < good_f1
     bentos_before = _har(env, "lineage", "-m", "cmd-har-e2e", "2")[1]
     assert "none (not promoted)" in bentos_before
+    assert "stage staging" in bentos_before
+    assert "MLflow vs ZenML: agree (champion v1 = ZenML production, challenger v2 = ZenML staging)" in bentos_before
 
     # -- har edge pull: the champion (v1, not the newer challenger) from the artifact store
     # into an empty BentoML store, as a machine that did not run the steps gets it
@@ -116,3 +135,41 @@ def test_champion_challenger_and_failure(env, monkeypatch):
     assert "bogus_option" in proc.stdout + proc.stderr
     assert str(client.get_model_version_by_alias("cmd-har-e2e", "champion").version) == "1"
     assert len(client.search_model_versions("name='cmd-har-e2e'")) == 2
+    assert len(client.search_model_versions("name='cmd-har-e2e-fp32'")) == 2
+
+
+def _registered_pair(env, client, version: str, data_version: str, metrics: dict) -> None:
+    """int8 in cmd-har-e2e, fp32 in cmd-har-e2e-fp32: signature, description, linking tags."""
+    import mlflow
+    import mlflow.models
+
+    uri = env["env"]["MLFLOW_TRACKING_URI"]
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    for name, precision, twin, f1 in (
+        ("cmd-har-e2e", "int8", "fp32", metrics["export.int8_macro_f1"]),
+        ("cmd-har-e2e-fp32", "fp32", "int8", metrics["export.fp32_macro_f1"]),
+    ):
+        mv = client.get_model_version(name, version)
+        assert mv.tags["precision"] == precision and mv.tags[f"{twin}_registered_version"] == version
+        for needle in (f"Precision: {precision}", data_version, "Test subjects: 3.", f"({precision}): {f1:.4f}"):
+            assert needle in mv.description, (needle, mv.description)
+        sig = mlflow.models.get_model_info(f"models:/{name}/{version}").signature
+        (inp,), (out,) = sig.inputs.inputs, sig.outputs.inputs
+        assert (inp.name, str(inp.type), inp.shape[0]) == ("x", "float32", -1) and len(inp.shape) == 3
+        assert (out.name, len(out.shape)) == ("logits", 2)
+    assert not client.get_registered_model("cmd-har-e2e-fp32").aliases  # aliases live on the served model
+
+
+def _zenml_production_metadata(env) -> dict:
+    """The metadata of the ZenML model version in production (asked in a subprocess: the
+    isolated ZenML store is configured by the environment)."""
+    code = (
+        "import json; from zenml.client import Client; "
+        "print(json.dumps(Client().get_model_version('cmd-har-e2e', 'production').run_metadata, default=str))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], env=env["env"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
