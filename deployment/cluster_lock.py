@@ -228,9 +228,10 @@ def main() -> None:
     parser.add_argument("--uv", default=os.environ.get("UV") or shutil.which("uv"), help="the uv executable")
     parser.add_argument("--out", type=Path, default=CLUSTER_LOCK)
     args = parser.parse_args()
-    if not args.uv:
-        raise LockError("no uv: `make cluster-lock` installs one, or pass --uv PATH (pip install uv)")
-    pins = compile_lock(args.uv, args.out)
+    uv = shutil.which(args.uv) if args.uv else None  # absolute: uv runs in a temporary folder
+    if not uv:
+        raise LockError(f"no uv executable ({args.uv}): `make cluster-lock` installs one, or pass --uv PATH")
+    pins = compile_lock(str(Path(uv).resolve()), args.out)
     laptop = laptop_pins()
     differ = {n: (laptop[n], p.version) for n, p in pins.items() if n in laptop and laptop[n] != p.version}
     print(f"wrote {args.out} ({len(pins)} packages); differs from requirements.lock in:")
