@@ -9,6 +9,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
+UV_VERSION ?= 0.13.9
+UV_VENV := .cache/uv-$(UV_VERSION)
+UV := $(UV_VENV)/bin/uv
 PYTEST_ARGS ?=
 
 # -- local state lives inside the checkout (git-ignored); delete it to start over ------
@@ -29,7 +32,7 @@ STACK ?= har_local
 INSTALLED := $(VENV)/.installed
 INITIALISED := .zen/.initialised
 
-.PHONY: help run test setup install lint data data-status mlflow-ui env clean-state rehearsal
+.PHONY: help run test setup install lint data data-status mlflow-ui env clean-state rehearsal cluster-lock
 
 help: ## list targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -76,6 +79,13 @@ $(VENV)/.installed-rehearsal: $(INSTALLED)
 
 rehearsal: $(VENV)/.installed-rehearsal ## train_pipeline, one container per step, S3 + MLflow server (needs Docker)
 	$(BIN)/python deployment/rehearsal/rehearse.py
+
+$(UV):
+	$(PYTHON) -m venv $(UV_VENV)
+	$(UV_VENV)/bin/python -m pip install -q "uv==$(UV_VERSION)"
+
+cluster-lock: $(INSTALLED) $(UV) ## requirements-cluster.lock: the cluster image's packages, pinned + hashed (PyPI + CPU torch index)
+	$(BIN)/python deployment/cluster_lock.py --uv $(UV)
 
 lint: $(INSTALLED) ## ruff
 	$(BIN)/ruff check components steps pipelines tests benchmarks deployment

@@ -3,7 +3,9 @@
 - configs/cluster.yaml and configs/schedule.yaml compile with ZenML's own compiler
   (the same path as `zenml pipeline run`) against train_pipeline; the schedule is a
   valid cron; model, parameters and gates equal configs/train.yaml's;
-- settings.docker lists every dependency of pyproject.toml at its requirements.lock pin;
+- settings.docker installs requirements-cluster.lock (tests/test_cluster_lock.py checks the lock)
+  with pip and no stack requirements on top: ZenML's image builder writes the lock as the only
+  requirements file and one `pip install` of it;
 - the stack scripts (dry run) only use flags that the flavors' config classes accept,
   register every component the stack names, and their DVC commands work;
 - the MLflow password reaches ZenML through a file: never in a command's argv or the output;
@@ -16,7 +18,6 @@ from __future__ import annotations
 import importlib
 import json
 import os
-import re
 import shlex
 import shutil
 import subprocess
@@ -26,15 +27,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from packaging.requirements import Requirement
-from packaging.utils import canonicalize_name
-
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
 
 from components.retraining.schedule import parse_cron
+from deployment.cluster_lock import CLUSTER_LOCK, read_lock
 from tests.conftest import QUIET_ENV, REPO_ROOT, dvc_project, isolated_env
 
 CONFIGS = ["cluster.yaml", "schedule.yaml"]
@@ -42,17 +37,6 @@ CONFIGS = ["cluster.yaml", "schedule.yaml"]
 
 def _load(name: str) -> dict:
     return yaml.safe_load((REPO_ROOT / "configs" / name).read_text())
-
-
-def _lock() -> dict[str, str]:
-    pins = {}
-    for line in (REPO_ROOT / "requirements.lock").read_text().splitlines():
-        if "==" in line and not line.startswith("#"):
-            name, version = line.split("==")
-            pins[canonicalize_name(name)] = version.strip()
-    torch = re.search(r"TORCH_SPEC \?= torch==(\S+)", (REPO_ROOT / "Makefile").read_text())
-    pins["torch"] = torch.group(1)  # installed first, outside the lock
-    return pins
 
 
 @pytest.mark.parametrize("name", CONFIGS)
@@ -68,26 +52,28 @@ def test_same_model_parameters_and_gates_as_train_yaml(name):
 
 
 @pytest.mark.parametrize("name", CONFIGS)
-def test_docker_settings_list_every_requirement_at_its_lock_pin(name):
+def test_docker_settings_install_the_cluster_lock_and_nothing_else(name):
+    """The image gets requirements-cluster.lock (tests/test_cluster_lock.py: hashed, and it covers
+    pyproject.toml, dvc-s3 and the stack integrations) with pip in hash-checking mode."""
     from zenml.config import DockerSettings
+    from zenml.config.docker_settings import PythonPackageInstaller
 
     docker = DockerSettings.model_validate(_load(name)["settings"]["docker"])
-    listed = {canonicalize_name(Requirement(r).name): Requirement(r) for r in docker.requirements}
-    pins = _lock()
-    deps = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-    for dep in map(Requirement, deps):
-        key = canonicalize_name(dep.name)
-        assert key in listed, f"{dep.name} missing from settings.docker.requirements in {name}"
-        assert str(listed[key].specifier) == f"=={pins[key]}", (dep.name, listed[key].specifier, pins[key])
-        assert dep.extras <= listed[key].extras, (dep.name, dep.extras)
-    assert "dvc-s3" in listed  # the S3 remote the ingest step pulls from
-    assert docker.install_stack_requirements and docker.disable_automatic_requirements_detection
+    assert docker.requirements == CLUSTER_LOCK.name and CLUSTER_LOCK.is_file()
+    assert not docker.install_stack_requirements and docker.disable_automatic_requirements_detection
+    assert not docker.required_integrations and not docker.replicate_local_python_environment
+    # pip, not ZenML's default uv: uv asks only the first index that has a package (the PyTorch
+    # index holds numpy, pillow ... too); pip takes the pinned, hashed file wherever it is
+    assert docker.python_package_installer == PythonPackageInstaller.PIP
+    assert docker.python_package_installer_args == {"extra-index-url": "https://download.pytorch.org/whl/cpu"}
+    assert read_lock(CLUSTER_LOCK)["torch"].version.endswith("+cpu")
 
 
 _COMPILE = """
 import json, sys
 from zenml.client import Client
 from zenml.enums import StackComponentType as T
+from zenml.utils.pipeline_docker_image_builder import PipelineDockerImageBuilder as B
 from pipelines.train_pipeline import train_pipeline
 
 client = Client()
@@ -105,8 +91,12 @@ for path in sys.argv[2:]:
         continue
     snapshot, schedule, _ = pipeline._compile(config_path=path)  # what `zenml pipeline run` does
     steps = snapshot.step_configurations
+    docker = snapshot.pipeline_configuration.docker_settings
+    files = B.gather_requirements_files(docker_settings=docker, stack=client.active_stack, log=False)
     out[path] = {
-        "requirements": snapshot.pipeline_configuration.docker_settings.requirements,
+        "requirements": docker.requirements,
+        "files": [[name, text] for name, text, _ in files],  # what the image builder installs
+        "dockerfile": B._generate_zenml_pipeline_dockerfile("parent:1", docker, files).splitlines(),
         "pull": steps["ingest_data_step"].config.parameters.get("pull"),
         "latest": steps["ingest_data_step"].config.parameters.get("latest"),
         "tracker": steps["train_model_step"].config.experiment_tracker,
@@ -134,6 +124,14 @@ def test_zenml_compiles_both_configs_and_reads_the_schedule(tmp_path):
     assert "har schedule deploy" in raw_schedule["refused"]  # `zenml pipeline run -c configs/schedule.yaml`
     for got in (cluster, k8s, kfp):
         assert got["requirements"] == _load("cluster.yaml")["settings"]["docker"]["requirements"]
+        # the image builder's only requirements file is the lock, installed by pip (hash mode) from
+        # PyPI + the CPU torch index
+        assert got["files"] == [[".zenml_user_requirements", CLUSTER_LOCK.read_text()]]
+        install = [line for line in got["dockerfile"] if "install" in line and "-r " in line]
+        assert install == [
+            "RUN pip install --no-cache-dir --default-timeout=60 "
+            "--extra-index-url=https://download.pytorch.org/whl/cpu -r .zenml_user_requirements"
+        ], got["dockerfile"]
         assert got["pull"] is True and got["tracker"] == "mlflow_tracker"
     assert cluster["cron"] is None and not cluster["latest"] and "check_new_data_step" not in cluster["steps"]
     cron = _load("schedule.yaml")["extra"]["cron_expression"]

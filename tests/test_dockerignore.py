@@ -32,6 +32,7 @@ CODE = [
     "deployment/har_runtime/runtime.py",
     "pyproject.toml",
     "requirements.lock",
+    "requirements-cluster.lock",  # the step image installs it
     "data.dvc",  # the data version the steps fetch
     ".dvc/config",  # where they fetch it from
     "configs/train.yaml",

@@ -1,9 +1,9 @@
 """The rehearsal's images, made without any container registry.
 
 rootfs: Debian bookworm from the Debian mirror (debootstrap), ``docker import``ed once.
-parent: rootfs + a venv on PATH + a wheelhouse that pip downloads on the host at the
-requirements.lock pins; pip inside is pointed at the wheelhouse only (PIP_NO_INDEX), so the
-step image that ZenML's image builder makes on top needs no network.
+parent: rootfs + a venv on PATH + a wheelhouse that pip downloads on the host: the files of the
+cluster lock (requirements-cluster.lock, hash-checked); pip inside is pointed at the wheelhouse
+only (PIP_NO_INDEX), so the step image that ZenML's image builder makes on top needs no network.
 """
 
 from __future__ import annotations
@@ -13,11 +13,15 @@ import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 from pathlib import Path
 
 import tomllib
+import yaml
 from common import REPO, RehearsalError, say, sh
+
+from deployment.cluster_lock import LockError, read_lock
 
 HERE = Path(__file__).resolve().parent
 ROOTFS_IMAGE = "cmd-har-rootfs:bookworm"
@@ -63,38 +67,61 @@ def rootfs_image() -> str:
     return ROOTFS_IMAGE
 
 
-def image_requirements(config: dict, integrations: list[str]) -> list[str]:
-    """Everything the step image installs: the config's requirements, the stack integrations'
-    requirements, and what `pip install -e .` builds with."""
-    from zenml.integrations.registry import integration_registry
+def image_lock(project: Path) -> tuple[Path, str | None]:
+    """The lock file the step image installs (configs/cluster.yaml's settings.docker.requirements)
+    and the extra index its pip reads torch from."""
+    docker = yaml.safe_load((project / "configs" / "cluster.yaml").read_text())["settings"]["docker"]
+    reqs = docker.get("requirements")
+    if not isinstance(reqs, str) or docker.get("install_stack_requirements", True):
+        raise RehearsalError(
+            "configs/cluster.yaml: settings.docker.requirements must name the cluster lock file "
+            f"(got {reqs!r}) with install_stack_requirements: false"
+        )
+    return project / reqs, docker.get("python_package_installer_args", {}).get("extra-index-url")
 
-    reqs = list(config["settings"]["docker"]["requirements"])
-    for name in integrations:
-        reqs += integration_registry.select_integration_requirements(name)
+
+def _build_requires(sdist: Path) -> list[str]:
+    """An sdist's [build-system].requires (pip's default without a pyproject.toml)."""
+    with tarfile.open(sdist) as tar:
+        top = [m for m in tar.getmembers() if m.name.count("/") == 1 and m.name.endswith("/pyproject.toml")]
+        member = top[0] if top else None
+        data = tomllib.loads(tar.extractfile(member).read().decode()) if member else {}
+    return data.get("build-system", {}).get("requires", ["setuptools>=40.8.0", "wheel"])
+
+
+def wheelhouse(lock: Path, torch_index: str | None, cache: Path) -> Path:
+    """Every file ``lock`` pins, downloaded on the host by pip in hash-checking mode (so the image
+    gets exactly the lock's files), cached by content. sdists stay sdists (a wheel built here would
+    not match the lock's hash): the image builds them from the wheelhouse, which therefore also
+    holds their build requirements and those of the project (`pip install -e .`)."""
+    try:
+        pins = read_lock(lock)  # refuses an unhashed or unpinned entry
+    except LockError as e:
+        raise RehearsalError(str(e)) from e
     build = tomllib.loads((REPO / "pyproject.toml").read_text())["build-system"]["requires"]
-    return sorted(set(reqs + build))
-
-
-def wheelhouse(requirements: list[str], cache: Path) -> Path:
-    """Wheels for ``requirements`` at the requirements.lock pins, downloaded on the host by pip
-    (sdists built into wheels here), cached by content."""
-    lock = (REPO / "requirements.lock").read_text()
-    key = hashlib.sha256(("\n".join(requirements) + lock).encode()).hexdigest()[:16]
+    key = hashlib.sha256((lock.read_text() + "\n".join(build)).encode()).hexdigest()[:16]
     folder = cache / f"wheelhouse-{key}"
     if (folder / ".complete").exists():
         return folder
     tmp = Path(tempfile.mkdtemp(prefix="partial-", dir=cache))
-    reqs = tmp / "requirements.txt"
-    reqs.write_text("\n".join(requirements) + "\n")
-    say(f"pip download {len(requirements)} requirements (+ dependencies) -> {folder}")
-    pip = [sys.executable, "-m", "pip", "-q"]
-    sh([*pip, "download", "-d", str(tmp), "-c", str(REPO / "requirements.lock"), "-r", str(reqs)], capture=True)
-    reqs.unlink()
-    sdists = sorted(p for p in tmp.iterdir() if not p.name.endswith(".whl"))
-    if sdists:
-        sh([*pip, "wheel", "--no-deps", "-w", str(tmp), *map(str, sdists)], capture=True)
-        for p in sdists:
-            p.unlink()
+    pip = [sys.executable, "-m", "pip", "-q", "download", "--no-deps", "--require-hashes", "-d", str(tmp)]
+    # local builds (torch ...+cpu) from the extra index first, alone: the index is asked for these only
+    local = [p for p in pins.values() if "+" in p.version]
+    if local:
+        first = tmp / "local-builds.txt"
+        first.write_text("".join(f"{p.name}=={p.version} " + " ".join(f"--hash={h}" for h in p.hashes) + "\n"
+                                 for p in local))  # fmt: skip
+        index = ["--extra-index-url", torch_index] if torch_index else []
+        say(f"pip download {', '.join(f'{p.name}=={p.version}' for p in local)} -> {folder}")
+        sh([*pip, *index, "-r", str(first)], capture=True)
+        first.unlink()
+    say(f"pip download the {len(pins)} pins of {lock.name} (hash-checked) -> {folder}")
+    sh([*pip, "--find-links", str(tmp), "-r", str(lock)], capture=True)
+    for sdist in sorted(tmp.glob("*.tar.gz")):
+        build += _build_requires(sdist)
+    say(f"pip download the build requirements: {', '.join(sorted(set(build)))}")
+    sh([sys.executable, "-m", "pip", "-q", "download", "--only-binary=:all:", "-d", str(tmp), *sorted(set(build))],
+       capture=True)  # fmt: skip
     (tmp / ".complete").write_text(key)
     for old in [*cache.glob("wheelhouse-*"), *cache.glob("partial-*")]:  # other locks' wheels, half-made ones
         if old != tmp:

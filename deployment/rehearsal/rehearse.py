@@ -44,7 +44,7 @@ from pathlib import Path
 
 import yaml
 from common import REPO, RehearsalError, say, sh
-from images import base_image, docker_ready, image_requirements, rootfs_image, wheelhouse
+from images import base_image, docker_ready, image_lock, rootfs_image, wheelhouse
 
 from components.config import TELEMETRY_OFF
 from components.evaluation.promotion import OPEN_GATES
@@ -52,7 +52,6 @@ from components.evaluation.promotion import OPEN_GATES
 RESULT = REPO / "benchmarks" / "results" / "rehearsal.json"
 BUCKET = "har-rehearsal"
 REGION = "us-east-1"
-STACK_INTEGRATIONS = ["s3", "mlflow"]  # the integrations of the stack registered below
 SUBJECTS, VAL, TEST = ["1", "2", "7", "8"], ["7"], ["8"]
 TIME_BUDGET_MIN = 1.0
 QUIET = {**TELEMETRY_OFF, "ZENML_ENABLE_RICH_TRACEBACK": "false", "NO_COLOR": "1", "COLUMNS": "200"}
@@ -222,7 +221,6 @@ def rehearsal_config(project: Path) -> dict:
     params["promotion"].update(OPEN_GATES)
     params["edge"]["max_recordings"] = 3
     docker = config["settings"]["docker"]
-    docker["python_package_installer"] = "pip"  # ZenML's default, uv, would first need uv itself
     docker["python_package_installer_args"] = {}  # PIP_NO_INDEX + PIP_FIND_LINKS=/wheels in the parent
     docker["apt_packages"] = []  # no apt mirror needed: DVC runs without git (core.no_scm)
     # the image has no .git: the lineage's commit is named where the image is built
@@ -348,7 +346,7 @@ def main() -> None:
             rootfs = rootfs_image()  # built once per machine, then reused
             rootfs_s, t = time.monotonic() - t, time.monotonic()
             config = rehearsal_config(project)
-            wheels = wheelhouse(image_requirements(config, STACK_INTEGRATIONS), cache)
+            wheels = wheelhouse(*image_lock(project), cache)  # the cluster lock's files
             config["settings"]["docker"]["parent_image"] = base_image(rootfs, wheels)  # once per lock file
             config_path = write_config(project, config)
             parent_s = time.monotonic() - t
