@@ -17,7 +17,10 @@ What the run does, in a temporary folder (nothing in this checkout changes excep
   4. checks every step ran in its own container with nothing mounted but ZenML's local store
      folder, the champion in the remote MLflow registry and ``har lineage`` against it;
   5. pulls the champion's bundle from the artifact store (``har edge pull``), builds the Bento,
-     serves it once and classifies real test windows with it.
+     serves it once and classifies real test windows with it;
+  6. runs it again as the nightly schedule does (newest data version published in ZenML, stop
+     when nothing new): its ingest container must take the version from ``har_data_version``
+     and the run must stop in ``check_new_data_step``, before training.
 
 Needs Docker (a running daemon) and ``debootstrap`` unless the rootfs image exists already.
 ``--keep`` keeps the temporary folder and prints where it is.
@@ -368,12 +371,16 @@ def main() -> None:
             result = collect(project, env, config, data_version, build_id)
             result["bentoml"] = serve_and_query(project, env, result, stack)
             result["lineage"] = lineage(project, env, result)
+            t = time.monotonic()
+            result["scheduled_run"] = scheduled_stop(project, env, config, build_id, data_version)
+            scheduled_s = time.monotonic() - t
             result["timing_s"] = {
                 "services_and_stack": round(services_s, 1),
                 "rootfs_image": round(rootfs_s, 1),
                 "wheelhouse_and_parent_image": round(parent_s, 1),
                 "image_build": round(build_s, 1),
                 "pipeline_run": round(run_s, 1),
+                "scheduled_run": round(scheduled_s, 1),
                 "total": round(time.monotonic() - t0, 1),
             }
             write_result(result, args.out)
@@ -447,6 +454,50 @@ def collect(project: Path, env: dict, config: dict, data_version: str, build_id:
         "registered_model": name,
         "champion_version": champion.version,
     }  # fmt: skip
+
+
+def scheduled_stop(project: Path, env: dict, config: dict, build_id: str, data_version: str) -> dict:
+    """The nightly run of configs/schedule.yaml on the data the champion was trained on: its
+    ingest container must take the data version from ZenML's har_data_version (published by
+    `har data version --push`), and the run must stop in check_new_data_step, before training."""
+    from zenml.client import Client
+
+    scheduled = json.loads(json.dumps(config))
+    scheduled["parameters"]["stop_if_unchanged"] = True
+    scheduled["steps"]["ingest_data_step"]["parameters"]["latest"] = True
+    path = project / "configs" / "rehearsal-scheduled.yaml"
+    path.write_text(yaml.safe_dump(scheduled, sort_keys=False))
+    say("a scheduled run on unchanged data (must stop before training)")
+    zenml = str(Path(sys.executable).parent / "zenml")
+    cmd = [zenml, "pipeline", "run", "pipelines.train_pipeline.train_pipeline", "-c", str(path), "--build", build_id]
+    print("+ " + " ".join(cmd), flush=True)
+    proc = subprocess.run(cmd, env=env, cwd=project, capture_output=True, text=True)
+    out = " ".join((proc.stdout + proc.stderr).split())
+    run = Client().get_pipeline("train_pipeline").last_run
+    steps = {name: str(step.status.value) for name, step in run.steps.items()}
+    ingest = run.steps.get("ingest_data_step")
+    source = str(ingest.run_metadata.get("data_version_source")) if ingest else None
+    pulled = ingest.outputs["data_version"][0].load() if ingest else None
+    containers = step_containers(run.orchestrator_run_id)
+    problems = []
+    if proc.returncode == 0:
+        problems.append("the run did not stop")
+    if steps != {"ingest_data_step": "completed", "check_new_data_step": "failed"}:
+        problems.append(f"steps {steps}, not ingest completed + check_new_data_step stopped")
+    if not (source or "").startswith("har_data_version v") or pulled != data_version:
+        problems.append(f"ingest took {pulled} from {source}, not {data_version} from har_data_version")
+    if sorted(containers) != sorted(steps):
+        problems.append(f"containers for {sorted(containers)}, steps {sorted(steps)}")
+    check = run.steps.get("check_new_data_step")
+    why = check.exception_info.traceback if check and check.exception_info else ""
+    if "NothingNewError: nothing new" not in why:
+        problems.append(f"check_new_data_step did not stop with NothingNewError: {why[-1000:]}")
+    if problems:
+        raise RehearsalError("the scheduled run is wrong:\n  " + "\n  ".join(problems) + f"\n{out[-3000:]}")
+    say(f"scheduled run stopped before training: data version {pulled} from {source}")
+    return {"run": run.name, "steps": steps, "data_version": pulled, "data_version_source": source,
+            "stopped_because": why.strip().splitlines()[-1],
+            "containers": {n: c["container_id"] for n, c in containers.items()}}  # fmt: skip
 
 
 def lineage(project: Path, env: dict, result: dict) -> list[str]:
