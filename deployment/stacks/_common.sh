@@ -228,12 +228,23 @@ mlflow_secret() {
   remove_secret_files
 }
 
-# The AWS service connector $AWS_CONNECTOR (type aws, HAR_AWS_AUTH), registered or updated; a multi-type
-# connector (S3 buckets, ECR, EKS clusters of HAR_AWS_REGION). `zenml service-connector register|update`
-# reads a `--field=@FILE` value from FILE, so the keys travel through files. An update drops the
-# fields the chosen auth method does not use (an earlier run's keys or role).
+# connector_auth: the auth method of the connector $AWS_CONNECTOR (nothing with DRY_RUN=1)
+connector_auth() {
+  local out
+  if [ "$DRY_RUN" = 1 ]; then return 0; fi
+  out="$(zenml service-connector list --name="$AWS_CONNECTOR" --output=tsv --columns=name,auth_method)" \
+    || die "could not list the ZenML service connectors (is the ZenML server reachable? zenml login ...)"
+  awk -F'\t' -v name="$AWS_CONNECTOR" '$1 == name { print $2; exit }' <<<"$out"
+}
+
+# aws_connector PREFIX: the AWS service connector $AWS_CONNECTOR (type aws, HAR_AWS_AUTH), registered or
+# updated; a multi-type connector (S3 buckets, ECR, EKS clusters of HAR_AWS_REGION).
+# `zenml service-connector register|update` reads a `--field=@FILE` value from FILE, so the keys travel
+# through files. An update drops the fields the chosen auth method does not use (an earlier run's keys
+# or role). ZenML changes the auth method only of a connector no component uses: this stack's
+# components (PREFIX_s3, PREFIX_registry, PREFIX_orchestrator) are unlinked first and linked again below.
 aws_connector() {
-  local have options=(--auth-method="$HAR_AWS_AUTH" --region="$HAR_AWS_REGION") drop=()
+  local prefix="$1" have auth kind name options=(--auth-method="$HAR_AWS_AUTH" --region="$HAR_AWS_REGION") drop=()
   if [ -n "$HAR_AWS_ROLE_ARN" ]; then
     options+=(--role_arn="$HAR_AWS_ROLE_ARN")
   else
@@ -254,7 +265,18 @@ aws_connector() {
     die "service connector $AWS_CONNECTOR exists with type $have, not aws: delete it" \
       "(zenml service-connector delete $AWS_CONNECTOR) after disconnecting its components"
   else
-    run zenml service-connector update "$AWS_CONNECTOR" "${options[@]}" "${drop[@]}" "${no_verify[@]}"
+    auth="$(connector_auth)"
+    if [ "$auth" != "$HAR_AWS_AUTH" ]; then
+      echo "= $AWS_CONNECTOR: auth method $auth -> $HAR_AWS_AUTH; unlinking this stack's components first"
+      for kind in artifact-store:s3 container-registry:registry orchestrator:orchestrator; do
+        name="${prefix}_${kind#*:}"
+        if [ -n "$(existing "${kind%%:*}" "$name")" ]; then run zenml "${kind%%:*}" disconnect "$name"; fi
+      done
+    fi
+    run zenml service-connector update "$AWS_CONNECTOR" "${options[@]}" "${drop[@]}" "${no_verify[@]}" \
+      || die "could not update $AWS_CONNECTOR (above). If ZenML says components use it: components of another" \
+        "stack are still linked to it (zenml service-connector list-resources / zenml stack describe);" \
+        "disconnect them (zenml artifact-store disconnect NAME, ...), run this again, then that stack's script"
   fi
   remove_secret_files
 }
@@ -262,7 +284,7 @@ aws_connector() {
 register_shared_components() {
   local prefix="$1"
   run zenml integration install s3 mlflow -y  # s3 brings boto3 + aws-profile-manager: the aws connector's needs
-  if [ "$HAR_AWS_AUTH" != none ]; then aws_connector; fi
+  if [ "$HAR_AWS_AUTH" != none ]; then aws_connector "$prefix"; fi
   register_or_update artifact-store "${prefix}_s3" s3 --path="${HAR_S3_URI%/}/zenml"
   link_aws artifact-store "${prefix}_s3"
   # same component name as the laptop stack, so configs/*.yaml work unchanged on both
