@@ -164,6 +164,8 @@ STACK_ENV = {
     "HAR_S3_URI": "s3://bucket/cmd-har/",
     "HAR_REGISTRY_URI": "123456789012.dkr.ecr.eu-west-1.amazonaws.com",
     "HAR_MLFLOW_URI": "https://mlflow.example.org",
+    "HAR_MLFLOW_USERNAME": "ci",  # ZenML's MLflow tracker needs credentials for a remote server
+    "HAR_MLFLOW_PASSWORD": "pw-ci",
     "HAR_KUBE_CONTEXT": "prod",
 }
 # quotes, backslash, $ and braces: what a JSON or shell writer must escape
@@ -247,6 +249,16 @@ def test_stack_scripts_name_what_is_missing():
         text=True,
     )
     assert proc.returncode != 0 and "set HAR_S3_URI" in proc.stderr
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_a_remote_mlflow_server_needs_credentials_before_anything_runs(script):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HAR_")} | STACK_ENV | {"DRY_RUN": "1"}
+    env.pop("HAR_MLFLOW_PASSWORD")
+    proc = subprocess.run(_script(script), env=env | {"HAR_KUBEFLOW_HOST": "https://k"}, capture_output=True,
+                          text=True)  # fmt: skip
+    assert proc.returncode != 0 and "set HAR_MLFLOW_USERNAME and HAR_MLFLOW_PASSWORD" in proc.stderr
+    assert not proc.stdout.count("+ zenml")  # stopped before the first command
 
 
 def test_kaniko_needs_a_kube_context_before_anything_runs():

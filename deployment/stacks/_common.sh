@@ -64,6 +64,13 @@ esac
 if [ -n "$mlflow_password" ] && [ -z "$HAR_MLFLOW_USERNAME" ]; then
   die "HAR_MLFLOW_PASSWORD is set but HAR_MLFLOW_USERNAME is not: set both, or neither"
 fi
+case "$HAR_MLFLOW_URI" in
+  http://* | https://*)  # ZenML's MLflow tracker refuses a remote server without credentials
+    if [ -z "$HAR_MLFLOW_USERNAME" ] || [ -z "$mlflow_password" ]; then
+      die "HAR_MLFLOW_URI $HAR_MLFLOW_URI is a remote server: set HAR_MLFLOW_USERNAME and HAR_MLFLOW_PASSWORD" \
+        "(ZenML's MLflow tracker needs credentials for a remote tracking URI)"
+    fi ;;
+esac
 # the container registry is of the `aws` flavor (ECR): <account>.dkr.ecr.<region>.amazonaws.com
 ecr_pattern='^[0-9]{12}\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?$'
 [[ "$HAR_REGISTRY_URI" =~ $ecr_pattern ]] \

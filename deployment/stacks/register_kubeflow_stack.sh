@@ -6,12 +6,14 @@
 # Prerequisites as for register_kubernetes_stack.sh, plus Kubeflow Pipelines on the cluster.
 #
 #   HAR_S3_URI=s3://my-bucket/cmd-har HAR_REGISTRY_URI=123456789012.dkr.ecr.eu-west-1.amazonaws.com \
-#   HAR_MLFLOW_URI=https://mlflow.example.org HAR_KUBE_CONTEXT=my-cluster \
+#   HAR_MLFLOW_URI=https://mlflow.example.org HAR_MLFLOW_USERNAME=cmd-har HAR_KUBE_CONTEXT=my-cluster \
 #     deployment/stacks/register_kubeflow_stack.sh
 #
+# HAR_MLFLOW_PASSWORD must be set too (export it from a password manager; the username and it are
+# required for an http(s) tracking server).
 # Optional: HAR_KUBEFLOW_HOST (the KFP API, e.g. https://kubeflow.example.org/pipeline; default:
 # reached through HAR_KUBE_CONTEXT), HAR_KUBEFLOW_NAMESPACE (kubeflow), HAR_STACK (har_kfp),
-# HAR_MLFLOW_USERNAME/PASSWORD, HAR_IMAGE_BUILDER, DRY_RUN=1, and the AWS settings (HAR_AWS_AUTH,
+# HAR_IMAGE_BUILDER, DRY_RUN=1, and the AWS settings (HAR_AWS_AUTH,
 # HAR_AWS_ROLE_ARN, ...) described at the top of _common.sh.
 # Not HAR_STEP_SERVICE_ACCOUNT: Kubeflow Pipelines 2.x runs every step under the service account of
 # its namespace (default-editor in a Kubeflow profile, pipeline-runner in standalone KFP); annotate

@@ -9,11 +9,13 @@
 # (HAR_STEP_SERVICE_ACCOUNT): see docs/cluster.md. Run from the repository root:
 #
 #   HAR_S3_URI=s3://my-bucket/cmd-har HAR_REGISTRY_URI=123456789012.dkr.ecr.eu-west-1.amazonaws.com \
-#   HAR_MLFLOW_URI=https://mlflow.example.org HAR_KUBE_CONTEXT=my-cluster \
+#   HAR_MLFLOW_URI=https://mlflow.example.org HAR_MLFLOW_USERNAME=cmd-har HAR_KUBE_CONTEXT=my-cluster \
 #   HAR_AWS_ROLE_ARN=arn:aws:iam::123456789012:role/cmd-har-zenml HAR_STEP_SERVICE_ACCOUNT=cmd-har-steps \
 #     deployment/stacks/register_kubernetes_stack.sh
 #
-# Optional: HAR_KUBE_NAMESPACE (zenml), HAR_STACK (har_k8s), HAR_MLFLOW_USERNAME/PASSWORD,
+# HAR_MLFLOW_PASSWORD must be set too (export it from a password manager; the username and it are
+# required for an http(s) tracking server).
+# Optional: HAR_KUBE_NAMESPACE (zenml), HAR_STACK (har_k8s),
 # HAR_IMAGE_BUILDER (local|kaniko), DRY_RUN=1 (print the commands only);
 # AWS: HAR_AWS_AUTH (implicit|iam-role|none, default implicit), HAR_AWS_ROLE_ARN,
 # HAR_AWS_ACCESS_KEY_ID/HAR_AWS_SECRET_ACCESS_KEY (iam-role only), HAR_AWS_VERIFY (1|0),
