@@ -85,7 +85,7 @@ def nothing_new(model: str, current: str | None, champion: ModelRef | None, late
     if current is None:
         return None
     if champion and champion.data_version == current:
-        return f"the champion {model} v{champion.version} was trained on this data version ({current}): nothing new"
+        return f"the champion {model} v{champion.version} was trained on this data version ({current})"
     if latest and latest.data_version == current:
         return (
             f"{model} v{latest.version} was already trained on this data version ({current}) and the gates made it "
