@@ -1,4 +1,4 @@
-"""The cmd-har BentoML service: the current champion's int8 ONNX model over HTTP.
+"""The cmd-har BentoML service: the current champion's ONNX model (int8 or fp32) over HTTP.
 
     bentoml serve                      # from the repo root (pyproject.toml [tool.bentoml.build])
     cd deployment && bentoml build     # a lean Bento: this file + har_runtime/ + the champion model
@@ -18,13 +18,18 @@ APIs (POST, JSON):
   Adaptive batching: concurrent requests share one ONNX Runtime call.
 - ``classify_stream``: ``{"samples": [[...]] or {"b64", "shape", "dtype"}, "sampling_rate_hz": 25,
   "channel_names": null, "smoothing": 3, "t0": 0}`` -> per-window labels with timestamps and smoothed segments.
-- ``metadata``: model version, lineage ids, channels, labels, window.
-Bad input gets a 4xx whose message names the problem; ``/livez`` and ``/readyz`` as BentoML provides.
+- ``metadata``: model version, lineage ids, channels, labels, window, precision, range check.
+Bad input gets a 4xx whose message names the problem: 422 for a value outside its channel's
+physical range (the manifest's, as data validation checks it; ``HAR_RANGE_CHECK=off`` skips
+it), 400 for the rest. ``HAR_MODEL_PRECISION``: ``auto`` (default) times fp32 and int8 on the
+bundle's parity windows at start-up and serves the faster; ``int8`` or ``fp32`` forces one.
+``/livez`` and ``/readyz`` as BentoML provides.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Annotated, Any
@@ -35,8 +40,18 @@ from bentoml.validators import ContentType
 from pydantic import BeforeValidator
 
 from har_runtime.champions import ChampionChoiceError, only_stored_champion
-from har_runtime.runtime import FP32_FILE, INT8_FILE, Classifier, InputError, Limits
+from har_runtime.runtime import (
+    MODEL_FILES,
+    Classifier,
+    InputError,
+    Limits,
+    RangeError,
+    faster_precision,
+    parity_windows,
+    time_classifiers,
+)
 
+logger = logging.getLogger("bentoml.cmd_har")
 BENTO_YAML = Path(__file__).resolve().parent.parent / "bento.yaml"  # exists when run from a built Bento
 
 
@@ -73,10 +88,13 @@ LIMITS = Limits(
 MAX_BODY_BYTES = int(os.environ.get("HAR_MAX_BODY_BYTES", 32 * 2**20))
 THREADS = int(os.environ.get("HAR_ORT_THREADS", 1))  # ONNX Runtime intra-op threads per worker
 WORKERS = int(os.environ.get("HAR_WORKERS", 1))
-# int8 is the edge model and the default; on x86 ORT its QDQ graph runs ~2.4x slower than fp32
-# (benchmarks/results/serving.json, int8_vs_fp32), so a server CPU may prefer fp32.
-PRECISION = os.environ.get("HAR_MODEL_PRECISION", "int8")
-MODEL_FILES = {"int8": INT8_FILE, "fp32": FP32_FILE}
+# int8 is the edge model, but on x86 ORT its QDQ graph runs ~2.4x slower than fp32
+# (benchmarks/results/serving.json, int8_vs_fp32): "auto" times both on this host at start-up.
+PRECISION = os.environ.get("HAR_MODEL_PRECISION", "auto")
+PRECISIONS = ("auto", *MODEL_FILES)
+AUTO_REPEATS = 20  # timed calls per precision (alternating), median taken
+# values outside the manifest's physical range get a 422 ("off": classify them anyway)
+RANGE_CHECK = os.environ.get("HAR_RANGE_CHECK", "on")
 # Adaptive batching sheds load: a queued request predicted to wait past max latency gets a 503
 # ("process is overloaded"). 50 ms shed 611 of ~2,100 requests at 32 clients on 2 shared
 # cores (benchmarks/serving.py); 1 s sheds none and stays far below the 30 s request timeout.
@@ -101,10 +119,51 @@ def _champion() -> Any:
         ) from None
 
 
-if PRECISION not in MODEL_FILES:
-    raise RuntimeError(f"HAR_MODEL_PRECISION must be one of {sorted(MODEL_FILES)}, got {PRECISION!r}")
+def _classifier(folder: Path) -> tuple[Classifier, dict[str, Any]]:
+    """The classifier of the configured precision (``auto``: the faster on this host) and how it was chosen."""
+
+    def load(precision: str) -> Classifier:
+        return Classifier.from_folder(
+            folder, model_file=MODEL_FILES[precision], threads=THREADS, limits=LIMITS, range_check=RANGE_CHECK == "on"
+        )
+
+    if PRECISION != "auto":
+        logger.info("cmd-har: serving %s (HAR_MODEL_PRECISION=%s)", PRECISION, PRECISION)
+        return load(PRECISION), {"setting": PRECISION, "served": PRECISION}
+    try:
+        x = parity_windows(folder)
+    except FileNotFoundError:
+        raise RuntimeError(
+            f"HAR_MODEL_PRECISION=auto times the models on the bundle's parity windows, but {folder} has none; "
+            "set HAR_MODEL_PRECISION=int8 or fp32"
+        ) from None
+    candidates = {p: load(p) for p in MODEL_FILES}
+    seconds = time_classifiers(candidates, x, repeats=AUTO_REPEATS)
+    served = faster_precision(seconds)
+    ms = {p: round(s * 1e3, 4) for p, s in seconds.items()}
+    logger.info(
+        "cmd-har: serving %s (HAR_MODEL_PRECISION=auto: ms per window %s, median of %d calls on %d parity windows)",
+        served,
+        ms,
+        AUTO_REPEATS,
+        len(x),
+    )
+    info = {"setting": "auto", "served": served, "ms_per_window": ms, "timed_windows": len(x), "repeats": AUTO_REPEATS}
+    return candidates[served], info
+
+
+if PRECISION not in PRECISIONS:
+    raise RuntimeError(f"HAR_MODEL_PRECISION must be one of {list(PRECISIONS)}, got {PRECISION!r}")
+if RANGE_CHECK not in ("on", "off"):
+    raise RuntimeError(f"HAR_RANGE_CHECK must be 'on' or 'off', got {RANGE_CHECK!r}")
 STORED = _champion()
-CLASSIFIER = Classifier.from_folder(STORED.path, model_file=MODEL_FILES[PRECISION], threads=THREADS, limits=LIMITS)
+CLASSIFIER, PRECISION_INFO = _classifier(Path(STORED.path))
+if RANGE_CHECK == "on" and not CLASSIFIER.range_check:
+    logger.warning(
+        "cmd-har: %s has no channel ranges in preprocessing.json (exported before they were recorded): "
+        "values are not range-checked; re-export the model to get the check",
+        STORED.tag,
+    )
 LINEAGE_IDS = ("dataset", "data_version", "zenml_run_id", "mlflow_run_id", "registered_model", "registered_version")
 # the Bento's labels: the lineage ids from the bundle manifest, then the model's own labels
 LABELS = {
@@ -114,8 +173,13 @@ LABELS = {
 }
 
 
+def _range_error(e: RangeError) -> bentoml.exceptions.UnprocessableEntity:
+    return bentoml.exceptions.UnprocessableEntity(f"{e} (HAR_RANGE_CHECK=off disables this check)")
+
+
 def _windows(value: Any) -> np.ndarray:
-    """Request ``windows`` -> checked float32 array in manifest order (ValueError -> HTTP 400).
+    """Request ``windows`` -> checked float32 array in manifest order (ValueError -> HTTP 400;
+    a value outside its channel's physical range -> 422, raised past pydantic).
 
     Nested lists, ``{"values": ..., "channel_names": ...}``, or the compact base64 form
     ``{"b64": ..., "shape": [B, C, T], "dtype": "float32", "channel_names": ...}``.
@@ -133,6 +197,8 @@ def _windows(value: Any) -> np.ndarray:
                 f"and optional 'channel_names'; got {sorted(value)}"
             )
         return CLASSIFIER.prepare_windows(value)
+    except RangeError as e:
+        raise _range_error(e) from None
     except InputError as e:
         raise ValueError(str(e)) from None
 
@@ -177,7 +243,7 @@ class BodyLimit:
     metrics={"enabled": METRICS},
 )
 class HARService:
-    """Wearable activity recognition (int8 ONNX Runtime, standardisation inside the graph)."""
+    """Wearable activity recognition (ONNX Runtime int8 or fp32, standardisation inside the graph)."""
 
     bento_model = bentoml.models.BentoModel(STORED.tag)
 
@@ -211,13 +277,20 @@ class HARService:
         """Classify a chunk of raw samples ``(samples, channels)``: per-window labels, timestamps, segments."""
         try:
             return self.clf.classify_stream(samples, sampling_rate_hz, channel_names, smoothing, t0)
+        except RangeError as e:
+            raise _range_error(e) from None
         except InputError as e:
             raise bentoml.exceptions.InvalidArgument(str(e)) from None
 
     @bentoml.api
     def metadata(self) -> dict[str, Any]:
-        """Model version, lineage ids, channels, labels, window, limits."""
-        return {**self.clf.metadata(), "bento_model": str(STORED.tag), "model_file": self.clf.model_path.name}
+        """Model version, lineage ids, channels, labels, window, limits, precision, range check."""
+        return {
+            **self.clf.metadata(),
+            "bento_model": str(STORED.tag),
+            "model_file": self.clf.model_path.name,
+            "precision": PRECISION_INFO,
+        }
 
     @bentoml.api
     def batch_stats(self) -> dict[str, Any]:

@@ -21,7 +21,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from har_runtime.runtime import Classifier, encode_b64
+from components.data.manifest import Manifest
+from har_runtime.runtime import Classifier, RangeError, encode_b64, faster_precision, time_classifiers
 from tests.bentoml_server import start_server, stop_server
 from tests.conftest import QUIET_ENV, REPO_ROOT
 
@@ -35,7 +36,9 @@ pytestmark = pytest.mark.slow
 def server(bentoml_home, tmp_path_factory):
     """One `bentoml serve` from the repo root for the whole module."""
     env = {"BENTOML_HOME": str(bentoml_home), "HAR_BENTO_MODEL": f"{MODEL_NAME}:latest"}
-    client, proc = start_server([], REPO_ROOT, env, tmp_path_factory.mktemp("serve") / "bentoml-serve.log")
+    log = tmp_path_factory.mktemp("serve") / "bentoml-serve.log"
+    client, proc = start_server([], REPO_ROOT, env, log)
+    proc.log_path = log  # the server's own log (the precision choice is logged)
     yield client, proc
     stop_server(proc)
 
@@ -74,6 +77,172 @@ def test_stream_and_metadata(server, small_split):
     assert client.post("/classify_stream", json=compact).json() == body
     assert len(body["windows"]) == 6 and body["windows"][0]["end_s"] == 3.0
     assert sum(s["windows"] for s in body["segments"]) == 6
+
+
+def _spiked(x, channel: int, sample: int, value: float) -> np.ndarray:
+    """A copy of ``x`` (windows) with one value replaced in window 0."""
+    out = np.array(x, np.float32)
+    out[0, channel, sample] = value
+    return out
+
+
+def test_out_of_range_values_get_a_422_naming_channel_value_and_range(server, small_split):
+    client, _ = server
+    meta = client.post("/metadata").json()
+    names, ranges = meta["channels"], meta["channel_ranges"]
+    x = small_split.test.x[:2]
+    # a real window scaled by 1e30: finite float32, far outside every sensor's range
+    for windows in (
+        (x * 1e30).tolist(),
+        encode_b64(x * 1e30),
+        {"channel_names": names[::-1], "values": (x * 1e30)[:, ::-1].tolist()},
+    ):
+        r = client.post("/classify", json={"windows": windows})
+        assert r.status_code == 422, r.text
+        assert "outside its physical range" in r.text and "HAR_RANGE_CHECK=off" in r.text
+    # one value just past one channel's limit: that channel, that value, that range
+    k = 20
+    hi = ranges[names[k]]["max"]
+    spiked = _spiked(x, k, 7, np.float32(hi * 1.01))
+    r = client.post("/classify", json={"windows": spiked.tolist()})
+    assert r.status_code == 422, r.text
+    text = r.json()[0]["error"]
+    assert f"channel {names[k]!r} has value {float(np.float32(hi * 1.01)):.7g} (window 0, sample 7)" in text
+    assert f"[{-hi:.7g}, {hi:.7g}] {ranges[names[k]]['unit']}" in text and "1 value(s) out of range" in text
+    # the same through the stream API
+    samples = spiked[0].T
+    r = client.post("/classify_stream", json={"samples": samples.tolist(), "sampling_rate_hz": 25})
+    assert r.status_code == 422, r.text
+    assert f"channel {names[k]!r}" in r.text and "(sample 7)" in r.text
+    # the largest float32 inside the limit is accepted (compared as float64, as data validation does)
+    inside = np.float32(hi)
+    if float(inside) > hi:
+        inside = np.nextafter(inside, np.float32(0))
+    assert client.post("/classify", json={"windows": _spiked(x, k, 7, inside).tolist()}).status_code == 200
+
+
+def test_metadata_and_log_show_the_precision_choice_and_timings(server):
+    client, proc = server
+    meta = client.post("/metadata").json()
+    precision = meta["precision"]
+    assert precision["setting"] == "auto" and precision["served"] in ("int8", "fp32")
+    assert set(precision["ms_per_window"]) == {"int8", "fp32"} and all(
+        v > 0 for v in precision["ms_per_window"].values()
+    )
+    ms = precision["ms_per_window"]
+    assert precision["served"] == faster_precision(ms)
+    assert meta["model_file"] == {"int8": "model.int8.onnx", "fp32": "model.onnx"}[precision["served"]]
+    assert precision["timed_windows"] == 4 and meta["range_check"] == "on"
+    logged = [line for line in proc.log_path.read_text().splitlines() if "cmd-har: serving" in line]
+    assert logged and f"cmd-har: serving {precision['served']} (HAR_MODEL_PRECISION=auto: ms per window" in logged[-1]
+
+
+def test_precision_choice_is_the_faster_one():
+    assert faster_precision({"int8": 2.4e-3, "fp32": 1.0e-3}) == "fp32"
+    assert faster_precision({"int8": 0.5e-3, "fp32": 1.0e-3}) == "int8"
+    assert faster_precision({"fp32": 1.0e-3, "int8": 1.0e-3}) == "int8"  # a tie: the edge model
+    with pytest.raises(ValueError, match="no timings"):
+        faster_precision({})
+
+
+def test_timing_alternates_warms_up_and_takes_the_median():
+    """A fake clock that only the fake models advance: no timed assertions."""
+    clock, calls = [0.0], []
+
+    class Fake:
+        def __init__(self, name, costs):
+            self.name, self.costs = name, iter(costs)
+
+        def logits(self, x):
+            calls.append(self.name)
+            clock[0] += next(self.costs)
+
+    # warm-up call first (cost 100, ignored), then 5 timed calls; one outlier each
+    slow = Fake("int8", [100, 8, 8, 8, 80, 8])
+    fast = Fake("fp32", [100, 4, 40, 4, 4, 4])
+    seconds = time_classifiers({"int8": slow, "fp32": fast}, np.zeros((4, 1, 1)), repeats=5, timer=lambda: clock[0])
+    assert seconds == {"int8": 2.0, "fp32": 1.0}  # median per call / 4 windows
+    assert calls[:2] == ["int8", "fp32"]
+    assert calls[2:] == ["int8", "fp32", "fp32", "int8", "int8", "fp32", "fp32", "int8", "int8", "fp32"]
+    assert faster_precision(seconds) == "fp32"
+
+
+def test_channel_ranges_come_from_the_manifest_and_are_checked(small_bundle, small_split, small_data_dir):
+    """One source: preprocessing.json carries the manifest's physical ranges (what validation checks)."""
+    clf = Classifier.from_folder(small_bundle)
+    manifest = Manifest.load(small_data_dir / "dsads")
+    assert clf.channel_ranges == {c.name: {"unit": c.unit, "min": -c.limit, "max": c.limit} for c in manifest.channels}
+    assert clf.range_check and clf.metadata()["range_check"] == "on"
+    x = small_split.test.x[:2]
+    clf.prepare_windows(x)  # real data are in range
+    gyro = next(i for i, c in enumerate(manifest.channels) if c.modality == "gyro")
+    limit = manifest.channels[gyro].limit
+    with pytest.raises(
+        RangeError, match=rf"channel '{manifest.channels[gyro].name}' has value -100 \(window 0, sample 3\)"
+    ):
+        clf.prepare_windows(_spiked(x, gyro, 3, -100.0))
+    assert limit < 100
+    names = clf.channel_names[::-1]  # the caller's order: the message still names the right channel
+    with pytest.raises(RangeError, match=rf"channel '{manifest.channels[gyro].name}'"):
+        clf.prepare_windows(_spiked(x, gyro, 3, -100.0)[:, ::-1], names)
+    with pytest.raises(RangeError, match=r"\(sample 3\)"):
+        clf.classify_stream(_spiked(x, gyro, 3, -100.0)[0].T, 25.0)
+    off = Classifier.from_folder(small_bundle, range_check=False)
+    assert off.metadata()["range_check"] == "off"
+    assert len(off.classify(x * 1e30)) == 2
+
+
+def _import_service(bentoml_home, code: str, *args: str, **env: str) -> subprocess.CompletedProcess:
+    """Import deployment.service (as ``s``) in a fresh interpreter with ``env``, then run ``code`` with ``args``."""
+    env = {
+        **os.environ,
+        **QUIET_ENV,
+        "BENTOML_HOME": str(bentoml_home),
+        "HAR_BENTO_MODEL": f"{MODEL_NAME}:latest",
+        **env,
+    }
+    return subprocess.run(
+        [sys.executable, "-c", "import sys\nimport deployment.service as s\n" + code, *args],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_explicit_precision_and_range_check_off_are_honoured(bentoml_home, small_split, tmp_path):
+    np.save(tmp_path / "x.npy", small_split.test.x[:2])
+    code = (
+        "import numpy as np; x = (np.load(sys.argv[1]) * 1e30).tolist()\n"
+        "print(s.CLASSIFIER.model_path.name, s.PRECISION_INFO, s.CLASSIFIER.metadata()['range_check'])\n"
+        "print(s._windows(x).shape)\n"
+    )
+    for precision, file in (("fp32", "model.onnx"), ("int8", "model.int8.onnx")):
+        proc = _import_service(
+            bentoml_home, code, str(tmp_path / "x.npy"), HAR_MODEL_PRECISION=precision, HAR_RANGE_CHECK="off"
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        first, second = proc.stdout.strip().splitlines()[-2:]
+        assert first == f"{file} {{'setting': '{precision}', 'served': '{precision}'}} off"
+        assert second == "(2, 45, 75)"
+
+
+def test_range_check_on_raises_unprocessable_in_process(bentoml_home):
+    code = (
+        "import numpy as np, bentoml\n"
+        "x = np.zeros((1, 45, 75)); x[0, 3, 5] = 1e30\n"
+        "try:\n    s._windows(x.tolist())\nexcept bentoml.exceptions.UnprocessableEntity as e:\n"
+        "    print(e.error_code.value, e)\n"
+    )
+    proc = _import_service(bentoml_home, code)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.startswith("422 windows: channel ") and "value 1e+30 (window 0, sample 5)" in proc.stdout
+
+
+@pytest.mark.parametrize("var, value", [("HAR_MODEL_PRECISION", "int4"), ("HAR_RANGE_CHECK", "maybe")])
+def test_bad_precision_or_range_setting_is_a_clear_error(bentoml_home, var, value):
+    proc = _import_service(bentoml_home, "", **{var: value})
+    assert proc.returncode != 0 and f"{var} must be" in proc.stderr and repr(value) in proc.stderr
 
 
 def _b64(x, **over):

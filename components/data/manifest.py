@@ -62,6 +62,12 @@ class Channel:
         """Largest plausible |value| for this channel's sensor and unit."""
         return PHYSICAL_LIMITS.get((self.modality, self.unit), DEFAULT_LIMIT)
 
+    @property
+    def physical_range(self) -> dict[str, Any]:
+        """``{unit, min, max}``: the values validation accepts, written into the model's
+        ``preprocessing.json`` so serving checks the same range (``har_runtime``)."""
+        return {"unit": self.unit, "min": -self.limit, "max": self.limit}
+
 
 @dataclass
 class Manifest:
@@ -106,6 +112,10 @@ class Manifest:
     def columns(self) -> list[str]:
         """Column order of every recording file."""
         return ["t", *self.channel_names, "label"]
+
+    def channel_ranges(self) -> dict[str, dict[str, Any]]:
+        """Channel name -> :attr:`Channel.physical_range`."""
+        return {c.name: c.physical_range for c in self.channels}
 
     def modality_groups(self, by: str = "modality") -> dict[str, list[int]]:
         """Channel indices grouped by ``modality`` (default) or ``position``.

@@ -108,6 +108,7 @@ def window_dataset(
             "hop": hop,
             "window": {"length_s": cfg.length_s, "overlap": cfg.overlap, "min_majority": cfg.min_majority},
             "subject_wise": manifest.subject_wise,
+            "channel_ranges": manifest.channel_ranges(),  # serving rejects values outside them
             **(provenance or {}),
         },
     )

@@ -24,10 +24,10 @@ from typing import Any
 import numpy as np
 
 from components.io_utils import atomic_write_bytes, sha256_file, swap_in
-from har_runtime.runtime import FP32_FILE, INT8_FILE, MANIFEST_FILE, PREPROCESSING_FILE, session
+from har_runtime.runtime import FP32_FILE, INT8_FILE, MANIFEST_FILE, PARITY_FILE, PREPROCESSING_FILE, session
 
 FORMAT = "cmd-har-edge-bundle/1"
-LABELS_FILE, PARITY_FILE = "labels.json", "parity.npz"
+LABELS_FILE = "labels.json"
 FP32_ATOL = 1e-4  # same ONNX file, same runtime: only float reordering may differ
 INT8_ATOL = 0.05  # int8 kernels differ slightly across CPU instruction sets; labels must not
 

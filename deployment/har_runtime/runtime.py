@@ -19,12 +19,17 @@ from typing import Any
 import numpy as np
 
 INT8_FILE, FP32_FILE = "model.int8.onnx", "model.onnx"
-PREPROCESSING_FILE, MANIFEST_FILE = "preprocessing.json", "manifest.json"
+PREPROCESSING_FILE, MANIFEST_FILE, PARITY_FILE = "preprocessing.json", "manifest.json", "parity.npz"
+MODEL_FILES = {"int8": INT8_FILE, "fp32": FP32_FILE}  # precision -> file in the bundle
 RATE_TOLERANCE = 0.02  # a stream's stated rate may differ this much from the model's (as in validation)
 
 
 class InputError(ValueError):
     """The caller's input cannot be classified; the message says why."""
+
+
+class RangeError(InputError):
+    """Well-formed input with a value outside its channel's physical range (HTTP 422)."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,43 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     z = logits - logits.max(axis=1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=1, keepdims=True)
+
+
+def faster_precision(seconds: dict[str, float]) -> str:
+    """The precision with the smallest measured time; a tie goes to int8 (the edge model)."""
+    if not seconds:
+        raise ValueError("no timings to choose a precision from")
+    return min(sorted(seconds), key=lambda p: (seconds[p], p != "int8"))
+
+
+def time_classifiers(
+    classifiers: dict[str, Classifier], x: np.ndarray, repeats: int = 20, timer=None
+) -> dict[str, float]:
+    """Median seconds per window of each classifier on the windows ``x`` (one batch per call).
+
+    Every classifier runs once to warm up, then the calls alternate between them (so a load
+    spike hits both alike); ``timer`` defaults to :func:`time.perf_counter`.
+    """
+    import time
+
+    timer = timer or time.perf_counter
+    x = np.ascontiguousarray(x, np.float32)
+    for clf in classifiers.values():
+        clf.logits(x)
+    samples: dict[str, list[float]] = {name: [] for name in classifiers}
+    for r in range(repeats):
+        names = list(classifiers) if r % 2 == 0 else list(reversed(classifiers))
+        for name in names:
+            t0 = timer()
+            classifiers[name].logits(x)
+            samples[name].append((timer() - t0) / len(x))
+    return {name: float(np.median(v)) for name, v in samples.items()}
+
+
+def parity_windows(folder: Path | str) -> np.ndarray:
+    """The real test windows the bundle stores for its parity check (raw units)."""
+    with np.load(Path(folder) / PARITY_FILE, allow_pickle=False) as z:
+        return np.ascontiguousarray(z["x"], np.float32)
 
 
 # The compact encoding: ``{"b64": base64 of the C-order little-endian bytes, "shape": [...], "dtype": ...}``.
@@ -134,6 +176,7 @@ class Classifier:
         threads: int = 1,
         arena: bool = True,
         limits: Limits = Limits(),
+        range_check: bool = True,
     ):
         self.model_path = Path(model_path)
         self.pre = preprocessing
@@ -146,6 +189,18 @@ class Classifier:
         self.hop = int(preprocessing["hop"])
         self.rate_hz = float(preprocessing["sampling_rate_hz"])
         self._index = {name: i for i, name in enumerate(self.channel_names)}
+        # the manifest's physical range per channel (preprocessing.json, written at export);
+        # models exported before it was recorded have none, and then nothing is checked
+        self.channel_ranges: dict[str, dict[str, Any]] | None = preprocessing.get("channel_ranges")
+        self.range_check = bool(range_check and self.channel_ranges)
+        if self.channel_ranges:
+            missing = [n for n in self.channel_names if n not in self.channel_ranges]
+            if missing:
+                raise ValueError(f"preprocessing channel_ranges lacks channels {missing[:5]}")
+            lo_hi = np.array(
+                [[self.channel_ranges[n]["min"], self.channel_ranges[n]["max"]] for n in self.channel_names]
+            )
+            self._lo, self._hi = lo_hi[:, 0], lo_hi[:, 1]
 
     @classmethod
     def from_folder(cls, folder: Path | str, model_file: str = INT8_FILE, **kwargs: Any) -> Classifier:
@@ -185,9 +240,38 @@ class Classifier:
                 "max_samples": self.limits.max_samples,
                 "max_smoothing": self.limits.max_smoothing,
             },
+            "range_check": "on" if self.range_check else ("off" if self.channel_ranges else "unavailable"),
+            "channel_ranges": self.channel_ranges,
         }
 
     # -- input checks ----------------------------------------------------------------
+    def check_range(self, x: np.ndarray, what: str, axes: tuple[str, ...]) -> None:
+        """RangeError naming the first value outside its channel's physical range.
+
+        ``x`` is in manifest channel order; ``axes`` names its axes, one of them ``"channel"``
+        (``("window", "channel", "sample")`` or ``("sample", "channel")``).
+        """
+        if not self.range_check:
+            return
+        c = axes.index("channel")
+        shape = [1] * x.ndim
+        shape[c] = -1
+        bad = (x < self._lo.reshape(shape)) | (x > self._hi.reshape(shape))
+        if not bad.any():
+            return
+        idx = tuple(int(i) for i in np.argwhere(bad)[0])
+        name = self.channel_names[idx[c]]
+        r = self.channel_ranges[name]
+        where = ", ".join(f"{axis} {i}" for axis, i in zip(axes, idx, strict=True) if axis != "channel")
+        per_channel = bad.any(axis=tuple(a for a in range(x.ndim) if a != c))
+        channels = [self.channel_names[i] for i in np.flatnonzero(per_channel)]
+        unit = f" {r['unit']}" if r.get("unit") else ""
+        raise RangeError(
+            f"{what}: channel {name!r} has value {float(x[idx]):.7g} ({where}), outside its physical range "
+            f"[{r['min']:.7g}, {r['max']:.7g}]{unit}; {int(bad.sum())} value(s) out of range in "
+            f"{len(channels)} channel(s) {channels[:5]}{'...' if len(channels) > 5 else ''}"
+        )
+
     def channel_order(self, channel_names: Sequence[str] | None) -> np.ndarray | None:
         """Indices that put the caller's channels into manifest order (None: already in it)."""
         if channel_names is None:
@@ -231,6 +315,7 @@ class Classifier:
             )
         if order is not None:
             x = x[:, order, :]
+        self.check_range(x, "windows", ("window", "channel", "sample"))
         return np.ascontiguousarray(x, dtype=np.float32)
 
     # -- inference --------------------------------------------------------------------
@@ -294,6 +379,7 @@ class Classifier:
             )
         if order is not None:
             x = x[:, order]
+        self.check_range(x, "samples", ("sample", "channel"))
         stream = StreamingClassifier(self, smoothing=smoothing)
         events = stream.push(x)
         windows = [
