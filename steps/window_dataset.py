@@ -28,5 +28,8 @@ def window_dataset_step(dataset: str, data_version: str, window: dict | None = N
         data_version: the validated ``data.dvc`` md5 (what is read, the cache key and provenance).
         window: :class:`WindowConfig` fields (length_s, overlap, min_majority, group_by).
     """
+    # windows_format is part of this function's source, hence of the cache key: bump it when the
+    # windows carry something new (2: each channel's physical range, for the serving range check)
+    provenance = {"data_version": data_version, "windows_format": 2}
     with materialize(data_version, dataset) as folder:
-        return window_dataset(folder, build(WindowConfig, window), {"data_version": data_version})
+        return window_dataset(folder, build(WindowConfig, window), provenance)
