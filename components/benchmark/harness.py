@@ -48,7 +48,7 @@ from typing import Any
 import numpy as np
 
 from components.benchmark.targets import check_targets, render_targets
-from components.data.sources import REPO_ROOT
+from components.config import REPO_ROOT
 from components.data.versioning import data_version
 from components.io_utils import atomic_write_text
 from components.provenance import git_info
@@ -315,7 +315,7 @@ def run_task(task: dict[str, Any]) -> dict[str, Any]:
         import torch
 
         from components.data.splitting import Fold, apply_fold
-        from components.evaluation.metrics import classification_metrics
+        from components.metrics import classification_metrics
         from components.models.registry import build_model
         from components.models.spec import InputSpec
         from components.training.trainer import TrainConfig, predict, seed_everything, train_model

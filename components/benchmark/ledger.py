@@ -41,7 +41,7 @@ CODE_PATHS = (
     "components/data/windowing.py",
     "components/data/splitting.py",
     "components/data/windows.py",
-    "components/evaluation/metrics.py",
+    "components/metrics.py",
 )
 
 

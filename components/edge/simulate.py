@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import yaml
 
-from components.data.sources import REPO_ROOT
-from components.evaluation.metrics import classification_metrics
+from components.config import REPO_ROOT
+from components.metrics import classification_metrics
 from har_runtime.runtime import Classifier, StreamingClassifier
 
 PROFILES_DIR = REPO_ROOT / "configs" / "edge"

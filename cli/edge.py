@@ -14,7 +14,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from components.cli_common import console, fail
+from cli.common import console, fail
 from components.config import artifacts_dir, data_dir
 
 edge_app = typer.Typer(help="Edge bundles and the wearable deployment simulation.", no_args_is_help=True)

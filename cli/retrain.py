@@ -5,7 +5,7 @@
     har schedule install --cron "0 3 * * *" | --systemd   # run `har retrain` on a schedule
     har schedule show | remove
 
-Registered on the main app by :func:`register` (components/cli.py). ZenML is imported
+Registered on the main app by :func:`register` (cli/main.py). ZenML is imported
 only when a pipeline actually runs.
 """
 
@@ -20,9 +20,9 @@ from pathlib import Path
 
 import typer
 
-from components.cli_common import console, fail, publish_data_version, run_pipeline
-from components.config import artifacts_dir, data_dir
-from components.data.sources import REPO_ROOT
+from cli.common import console, fail, publish_data_version, run_pipeline
+from cli.summary import print_train_run_summary
+from components.config import REPO_ROOT, artifacts_dir, data_dir
 
 schedule_app = typer.Typer(
     help="Run `har retrain` on a schedule (user crontab or systemd timer).", no_args_is_help=True
@@ -166,8 +166,6 @@ def retrain_cmd(
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    from components.cli import print_train_run_summary
-
     print_train_run_summary(run)
     console.print("[bold]new data in this retrain[/] (vs the data the previous model was trained on):")
     _print_changes(plan)

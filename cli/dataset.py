@@ -5,7 +5,7 @@
     har data export NAME OUT_DIR [--subjects 1,2]  # a dataset as plain CSV files
     har config new NAME                          # configs/NAME.yaml from configs/train.yaml
 
-Registered on the main app by :func:`register` (components/cli.py).
+Registered on the main app by :func:`register` (cli/main.py).
 """
 
 from __future__ import annotations
@@ -16,9 +16,8 @@ import typer
 import yaml
 from rich.markup import escape
 
-from components.cli_common import console, fail
-from components.config import data_dir, load_run_config
-from components.data.sources import REPO_ROOT
+from cli.common import console, fail
+from components.config import REPO_ROOT, data_dir, load_run_config
 
 config_app = typer.Typer(help="Run configs that follow a dataset.", no_args_is_help=True)
 TEMPLATE = REPO_ROOT / "configs" / "train.yaml"
