@@ -24,7 +24,14 @@ from cli.common import console, fail, publish_data_version, run_pipeline
 from cli.summary import print_train_run_summary
 from components import __version__
 from components.benchmark.command import benchmark
-from components.config import REPO_ROOT, artifacts_dir, data_dir
+from components.config import REPO_ROOT, artifacts_dir, data_dir, load_run_config
+from components.data.manifest import Manifest
+from components.data.recordings import read_index
+from components.data.sources import ChecksumError, SourceNotFoundError
+from components.data.validation import ValidationConfig, ValidationFailed, markdown_report, validate_dataset
+from components.data.versioning import VersioningError, data_version, status, version_data
+from components.io_utils import atomic_write_text
+from components.lineage import LineageError, ZenmlVersion, ZenmlView, chain, default_registered_model
 
 app = typer.Typer(
     help="cmd-har: wearable activity recognition from raw recordings to the edge.",
@@ -57,8 +64,7 @@ def data_import(
     The output is byte-identical across runs and machines with the same lock file, so
     importing the default dataset on a fresh clone reproduces the committed data.dvc.
     """
-    from components.data.importers import import_dataset
-    from components.data.sources import ChecksumError, SourceNotFoundError
+    from components.data.importers import import_dataset  # lazy: pandas + scipy
 
     try:
         summary = import_dataset(name, data_dir(), source, _csv(subjects), _csv(labels), jobs=jobs)
@@ -79,14 +85,6 @@ def data_validate(
     jobs: int = typer.Option(2, help="worker processes"),
 ) -> None:
     """Validate recordings with the manifest's Great Expectations suite."""
-    from components.data.validation import (
-        ValidationConfig,
-        ValidationFailed,
-        markdown_report,
-        validate_dataset,
-    )
-    from components.io_utils import atomic_write_text
-
     names = [dataset] if dataset else sorted(p.parent.name for p in data_dir().glob("*/manifest.yaml"))
     if not names:
         fail(f"no datasets under {data_dir()}; run `har data import dsads` first")
@@ -118,8 +116,6 @@ def data_version_cmd(push: bool = typer.Option(False, help="also dvc push to the
 
 
 def _record_version(push: bool = False) -> None:
-    from components.data.versioning import VersioningError, data_version, version_data
-
     before = data_version()
     try:
         after = version_data(push=push)
@@ -137,10 +133,6 @@ def _record_version(push: bool = False) -> None:
 @data_app.command("status")
 def data_status() -> None:
     """Show the data version, imported datasets and whether data/ matches data.dvc."""
-    from components.data.manifest import Manifest
-    from components.data.recordings import read_index
-    from components.data.versioning import VersioningError, data_version, status
-
     console.print(f"data version (data.dvc md5): [bold]{data_version() or 'none'}[/]")
     table = Table("dataset", "recordings", "subjects", "hours", "rate (Hz)", "channels", "subject-wise")
     for manifest_file in sorted(data_dir().glob("*/manifest.yaml")):
@@ -169,7 +161,7 @@ def data_pipeline_cmd(
     no_cache: bool = typer.Option(False, "--no-cache", help="re-run every step"),
 ) -> None:
     """Run the ZenML data_pipeline (import, validate, version, window, split) and summarise it."""
-    from pipelines.data_pipeline import data_pipeline
+    from pipelines.data_pipeline import data_pipeline  # lazy: ZenML + torch
 
     run = run_pipeline(data_pipeline, config, no_cache)
     print_data_run_summary(run)
@@ -209,9 +201,6 @@ def print_data_run_summary(run) -> None:
 
 def dataset_line(dataset: str) -> str:
     """``dsads: 152 recordings, 8 subjects, 12.67 h`` from the dataset's index."""
-    from components.data.manifest import Manifest
-    from components.data.recordings import read_index
-
     m = Manifest.load(data_dir() / dataset)
     rows = read_index(data_dir() / dataset)
     hours = sum(r["n_samples"] for r in rows) / m.sampling_rate_hz / 3600
@@ -224,9 +213,8 @@ def train_cmd(
     no_cache: bool = typer.Option(False, "--no-cache", help="re-run every step"),
 ) -> None:
     """Run train_pipeline: data -> model -> evaluation -> export -> gated promotion -> BentoML model."""
-    from components.config import load_run_config
-    from components.train_config import ConfigError, check_run_config
-    from pipelines.train_pipeline import train_pipeline
+    from components.train_config import ConfigError, check_run_config  # lazy: torch (model registry)
+    from pipelines.train_pipeline import train_pipeline  # lazy: ZenML + torch
 
     if not config.exists():
         fail(f"config {config} not found")
@@ -258,8 +246,6 @@ def lineage_cmd(
     and whether ZenML's model stages agree with the MLflow aliases."""
     from rich.markup import escape
 
-    from components.lineage import LineageError, chain, default_registered_model
-
     try:
         registered_model = registered_model or default_registered_model(ref)
         links = chain(registered_model, ref, zenml=zenml_model_view)
@@ -274,8 +260,6 @@ def lineage_cmd(
 def zenml_model_view(model: str, version: str | None):
     """What ZenML's model control plane says about ``model`` (its ``version``, and the versions
     in production and staging with the MLflow version their metadata names), for ``har lineage``."""
-    from components.lineage import ZenmlVersion, ZenmlView
-
     try:
         from zenml.client import Client
         from zenml.enums import ModelStages

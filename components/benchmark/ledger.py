@@ -47,6 +47,7 @@ CODE_PATHS = (
 
 def model_module_paths() -> dict[str, str]:
     """Registry name -> repo-relative path of the module that defines that model."""
+    # lazy: the registry imports torch, and the CLI imports this module (`har benchmark --status`)
     from components.models.registry import _REGISTRY  # name -> (module, class, switches, modulation)
 
     return {name: entry[0].replace(".", "/") + ".py" for name, entry in _REGISTRY.items()}
