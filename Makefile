@@ -88,7 +88,7 @@ cluster-lock: $(INSTALLED) $(UV) ## requirements-cluster.lock: the cluster image
 	$(BIN)/python deployment/cluster_lock.py --uv $(UV)
 
 lint: $(INSTALLED) ## ruff
-	$(BIN)/ruff check components steps pipelines tests benchmarks deployment
+	$(BIN)/ruff check cli components steps pipelines tests benchmarks deployment
 
 data-status: $(INSTALLED) ## data version, datasets, dvc status
 	$(BIN)/har data status

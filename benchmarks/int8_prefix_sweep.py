@@ -30,9 +30,9 @@ if str(REPO) not in sys.path:
 def main() -> None:
     from components.benchmark.harness import HOLDOUT_DEFAULTS
     from components.data.windowing import WindowConfig, window_dataset
-    from components.evaluation.metrics import classification_metrics
     from components.export.onnx_export import onnx_logits, quantizable_nodes, quantize_int8
     from components.export.pipeline import calibration_windows_of
+    from components.metrics import classification_metrics
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--exported", required=True, help="folder with model.onnx (fp32, standardisation inside)")

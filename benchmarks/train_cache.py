@@ -31,7 +31,7 @@ from benchmarks.common import REPO_ROOT, environment, write_result
 def har(env: dict, *args: str) -> tuple[float, str]:
     t0 = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, "-m", "components.cli", *args],
+        [sys.executable, "-m", "cli", *args],
         cwd=REPO_ROOT,
         env=env,
         capture_output=True,

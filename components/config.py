@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from components.data.sources import REPO_ROOT
+REPO_ROOT = Path(__file__).resolve().parents[1]  # the checkout (or the copy a step image holds)
 
 T = TypeVar("T")
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from components import registry, tracking
 from components.config import data_dir
+from components.data.manifest import Manifest
 
 
 @dataclass
@@ -191,8 +192,6 @@ def default_registered_model(ref: str | None = None) -> str:
 def chain(registered_model: str, ref: str | None = None, zenml: ZenmlLookup | None = None) -> list[Link]:
     """Every link for ``ref`` (see :func:`resolve`); ``zenml`` asks ZenML's model control plane
     (without it the ZenML stage is not compared)."""
-    from components.data.manifest import Manifest
-
     client = tracking.client()
     mv = resolve(registered_model, ref)
     run = client.get_run(mv.run_id)

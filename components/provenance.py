@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from components.data.sources import REPO_ROOT
+from components.config import REPO_ROOT
 
 
 def git_info(repo: Path = REPO_ROOT) -> dict[str, Any]:

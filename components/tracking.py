@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from components import provenance
-from components.data.sources import REPO_ROOT
+from components.config import REPO_ROOT
 
 DEFAULT_EXPERIMENT = "cmd-har"
 CHAMPION, PREVIOUS, CHALLENGER = "champion", "previous-champion", "challenger"

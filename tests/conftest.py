@@ -131,7 +131,7 @@ def run_har(env: dict[str, str], *args: str, check: bool = True, timeout: int = 
     ``check``: assert exit code 0, showing the output's tail otherwise."""
     t0 = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, "-m", "components.cli", *args],
+        [sys.executable, "-m", "cli", *args],
         cwd=REPO_ROOT,
         env=env,
         capture_output=True,

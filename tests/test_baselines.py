@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from components.data.windows import WindowSet
-from components.evaluation import classification_metrics
+from components.metrics import classification_metrics
 from components.models.cnn import CNN
 from components.models.deepconvlstm import DeepConvLSTM
 from components.models.spec import InputSpec

@@ -15,7 +15,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from components.cli import app
+from cli.main import app
 from components.data.importers import import_dataset
 from components.data.versioning import data_version, is_up_to_date, version_data
 from tests.conftest import REPO_ROOT, dvc_project, isolated_env
@@ -70,7 +70,7 @@ def test_data_pipeline_end_to_end_and_cache(tmp_path):
     )
     config["parameters"]["validation"]["jobs"] = 1
     (tmp_path / "data.yaml").write_text(yaml.safe_dump(config))
-    har = [sys.executable, "-m", "components.cli", "data", "pipeline", "-c", str(tmp_path / "data.yaml")]
+    har = [sys.executable, "-m", "cli", "data", "pipeline", "-c", str(tmp_path / "data.yaml")]
 
     first = subprocess.run(har, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert first.returncode == 0, first.stdout + first.stderr

@@ -197,7 +197,7 @@ def test_a_crash_while_committing_leaves_the_dataset_as_it_was(sources, data, mo
 
 
 def test_cli_versions_reports_and_exit_codes(sources, tmp_path, monkeypatch):
-    from components.cli import app
+    from cli.main import app
 
     project = dvc_project(tmp_path / "proj")
     shutil.copytree(sources / "template" / "data", project / "data")
@@ -221,7 +221,7 @@ def test_cli_pushes_when_a_remote_is_configured(sources, tmp_path, monkeypatch):
     import subprocess
     import sys
 
-    from components.cli import app
+    from cli.main import app
 
     project = dvc_project(tmp_path / "proj")
     subprocess.run([sys.executable, "-m", "dvc", "remote", "add", "-d", "store", str(tmp_path / "remote")],
@@ -230,7 +230,7 @@ def test_cli_pushes_when_a_remote_is_configured(sources, tmp_path, monkeypatch):
     monkeypatch.setenv("HAR_DATA_DIR", str(project / "data"))
     monkeypatch.setenv("HAR_ARTIFACTS_DIR", str(tmp_path / "artifacts"))
     published = []  # in-process ZenML would be the checkout's store: tests/test_retrain_e2e.py publishes for real
-    monkeypatch.setattr("components.cli_retrain.publish_data_version", published.append)
+    monkeypatch.setattr("cli.retrain.publish_data_version", published.append)
     res = CliRunner().invoke(app, ["data", "ingest", "-d", "dsads", str(_new(sources))], env={"COLUMNS": "250"})
     assert res.exit_code == 0 and "pushed to the DVC remote 'store'" in res.output, res.output
     md5 = yaml.safe_load((project / "data.dvc").read_text())["outs"][0]["md5"]

@@ -23,10 +23,10 @@ LOCAL_STATE = [
     ".cache/rehearsal/wheelhouse-x/torch.whl",
     "runs/old/summary.json",
     "benchmarks/results/big.json",
-    "components/__pycache__/cli.cpython-311.pyc",
+    "cli/__pycache__/main.cpython-311.pyc",
 ]
 CODE = [
-    "components/cli.py",
+    "cli/main.py",
     "steps/train_model.py",
     "pipelines/train_pipeline.py",
     "deployment/har_runtime/runtime.py",

@@ -69,7 +69,7 @@ def test_missing_and_extra_files(small_bundle, tmp_path):
 def test_cli_verify_tampered_exit_code(small_bundle, tmp_path):
     copy = shutil.copytree(small_bundle, tmp_path / "b")
     ok = subprocess.run(
-        [sys.executable, "-m", "components.cli", "edge", "verify", str(copy)],
+        [sys.executable, "-m", "cli", "edge", "verify", str(copy)],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
@@ -77,7 +77,7 @@ def test_cli_verify_tampered_exit_code(small_bundle, tmp_path):
     assert ok.returncode == 0, ok.stdout + ok.stderr
     (copy / "model.onnx").write_bytes((copy / "model.onnx").read_bytes() + b"\0")
     bad = subprocess.run(
-        [sys.executable, "-m", "components.cli", "edge", "verify", str(copy)],
+        [sys.executable, "-m", "cli", "edge", "verify", str(copy)],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,

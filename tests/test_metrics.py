@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pytest
 
-from components.evaluation import classification_metrics, confusion_matrix
 from components.evaluation.plots import (
     plot_confusion_matrix,
     plot_learning_curves,
@@ -15,6 +14,7 @@ from components.evaluation.plots import (
     plot_per_class_f1,
     save_figure,
 )
+from components.metrics import classification_metrics, confusion_matrix
 
 # y_true / y_pred with 4 classes where class 3 never occurs (neither true nor predicted).
 Y_TRUE = [0, 0, 0, 0, 1, 1, 1, 2, 2, 2]

@@ -158,7 +158,7 @@ def test_lineage_default_is_the_only_model_with_a_champion(registry):
 
 
 def test_lineage_with_several_champions_lists_them_and_names_the_flag(registry):
-    from components.cli import app
+    from cli.main import app
     from components.lineage import LineageError, default_registered_model
 
     registry(DSADS, 3, 3)

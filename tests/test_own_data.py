@@ -11,7 +11,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from components.cli import app
+from cli.main import app
 from components.data.ingest import ingest
 from components.data.manifest import Manifest
 from components.data.new_dataset import (

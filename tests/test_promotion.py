@@ -104,7 +104,7 @@ def test_recall_groups_count_confusions_inside_a_group_only():
 def test_recall_gate_checks_every_class_with_metrics_present_mask():
     """``present`` as classification_metrics returns it (booleans): the lowest class of all
     must fail the gate, not class 1 (True used as a position)."""
-    from components.evaluation.metrics import classification_metrics
+    from components.metrics import classification_metrics
 
     # class 0 recalled 1 of 20 (0.05), class 1 18 of 20 (0.9), class 2 10 of 20 (0.5)
     y_true = [0] * 20 + [1] * 20 + [2] * 20

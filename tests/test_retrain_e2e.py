@@ -98,7 +98,7 @@ def _stop_during_training(project, client) -> subprocess.CompletedProcess:
     exp = client.get_experiment_by_name("cmd-har")
     known = {r.info.run_id for r in client.search_runs([exp.experiment_id])}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "components.cli", "retrain", "-c", str(project["config"])],
+        [sys.executable, "-m", "cli", "retrain", "-c", str(project["config"])],
         cwd=REPO_ROOT,
         env=project["env"],
         stdout=subprocess.PIPE,

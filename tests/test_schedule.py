@@ -16,8 +16,8 @@ import time
 import pytest
 from typer.testing import CliRunner
 
-from components.cli import app
-from components.data.sources import REPO_ROOT
+from cli.main import app
+from components.config import REPO_ROOT
 from components.retraining.lock import LockBusy, data_lock
 from components.retraining.schedule import Crontab, ScheduleError, cron_entry, job, on_calendar, parse_cron
 
@@ -194,7 +194,7 @@ def test_a_stop_signal_inside_a_pipeline_step_still_reports_an_interrupted_retra
     """ZenML turns an interrupt inside a step into a step failure; `har retrain` still says stopped."""
     import signal as sig
 
-    from components import cli_retrain
+    from cli import retrain as cli_retrain
     from components.retraining.retrain import RetrainPlan
 
     def pipeline_with_a_step(config):

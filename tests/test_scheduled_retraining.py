@@ -74,7 +74,7 @@ def test_schedule_yaml_becomes_a_zenml_schedule_per_orchestrator():
 def test_har_schedule_deploy_dry_run_writes_the_translated_config(tmp_path):
     from typer.testing import CliRunner
 
-    from components.cli import app
+    from cli.main import app
 
     env = {"HAR_ARTIFACTS_DIR": str(tmp_path)}
     res = CliRunner().invoke(app, ["schedule", "deploy", "--orchestrator", "kubeflow", "--dry-run"], env=env)

@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 
 from components.data.windows import WindowSet
-from components.evaluation.metrics import classification_metrics
+from components.metrics import classification_metrics
 from components.models.cmdhar import CMDHAR
 from components.models.registry import build_model
 from components.models.spec import InputSpec
@@ -378,7 +378,7 @@ def test_train_run_summary_per_class_table():
     """The run summary's per-class table: lowest recall first, absent classes left out."""
     from rich.console import Console
 
-    from components.cli import per_class_table
+    from cli.summary import per_class_table
 
     metrics = classification_metrics(
         np.array([0, 0, 0, 0, 1, 1, 2, 2, 2, 2]),

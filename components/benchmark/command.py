@@ -13,6 +13,7 @@ from pathlib import Path
 import typer
 
 from components.benchmark.harness import BASELINES, PROTOCOL_TRAINER, BenchmarkSettings, parse_hparams, run_benchmark
+from components.benchmark.ledger import ledger_status, render_status
 
 DEFAULT_LEDGER = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "ledger"
 
@@ -190,8 +191,6 @@ def benchmark(
 
 
 def _print_status(root: Path) -> None:
-    from components.benchmark.ledger import ledger_status, render_status
-
     rows = ledger_status(root)
     if not rows:
         typer.echo(f"no finished trainings under {root}")

@@ -47,10 +47,16 @@ from typing import Any
 
 import numpy as np
 
+from components.benchmark.ledger import Ledger, code_fingerprint, code_scope, fold_order
 from components.benchmark.targets import check_targets, render_targets
-from components.data.sources import REPO_ROOT
+from components.config import REPO_ROOT
+from components.config import data_dir as default_data_dir
+from components.data.splitting import Fold, SplitConfig, SplitError, apply_fold, make_folds
 from components.data.versioning import data_version
+from components.data.windows import WindowSet
 from components.io_utils import atomic_write_text
+from components.metrics import classification_metrics
+from components.models.spec import InputSpec
 from components.provenance import git_info
 
 WINDOW_LENGTH_S = 3.0
@@ -274,8 +280,6 @@ def _save_windows(ws: Any, folder: Path) -> Path:
 
 
 def _load_windows(folder: str) -> Any:
-    from components.data.windows import WindowSet
-
     with _CACHE_LOCK:
         if folder not in _CACHE:
             meta = json.loads((Path(folder) / "meta.json").read_text())
@@ -314,10 +318,8 @@ def run_task(task: dict[str, Any]) -> dict[str, Any]:
     try:
         import torch
 
-        from components.data.splitting import Fold, apply_fold
-        from components.evaluation.metrics import classification_metrics
+        # torch: imported in the task, so `har benchmark --help` and the CLI stay torch-free
         from components.models.registry import build_model
-        from components.models.spec import InputSpec
         from components.training.trainer import TrainConfig, predict, seed_everything, train_model
 
         if task.get("threads"):
@@ -481,8 +483,6 @@ def _per_fold_f1(result: dict[str, Any]) -> dict[str, dict[str, float]]:
 
 def _per_fold_table(result: dict[str, Any]) -> list[str]:
     """Markdown: test macro-F1 of every model on every fold (and seed)."""
-    from components.benchmark.ledger import fold_order
-
     cells = _per_fold_f1(result)
     cols = sorted({k for c in cells.values() for k in c}, key=fold_order)
     if len(cols) < 2:
@@ -636,8 +636,6 @@ def parse_hparams(text: str | None) -> dict[str, dict[str, Any]]:
 
 
 def _resolve_folds(settings: BenchmarkSettings, subjects: list[str]):
-    from components.data.splitting import SplitConfig, SplitError, make_folds
-
     if settings.protocol not in ("holdout", "loso"):
         raise SplitError(f"protocol must be holdout or loso, got {settings.protocol!r}")
     test, val = settings.test_subjects, settings.val_subjects
@@ -668,8 +666,6 @@ def _open_ledgers(
 ) -> tuple[dict[str, Any], dict[tuple[str, str, int], dict[str, Any]]]:
     """One :class:`~components.benchmark.ledger.Ledger` per model fingerprint, and the records
     already in them: ``(model -> ledger, (model, fold, seed) -> record)``."""
-    from components.benchmark.ledger import Ledger, code_fingerprint, code_scope
-
     base = {
         "dataset": settings.dataset,
         "protocol": settings.protocol,
@@ -701,12 +697,10 @@ def run_benchmark(
     log: Callable[[str], None] = print,
 ) -> tuple[dict[str, Any], Path]:
     """Run the benchmark; returns ``(result dict, path of the JSON written)``."""
-    import torch
+    import torch  # torch and pyarrow-backed windowing load here: the CLI imports this module
 
-    from components.config import data_dir as default_data_dir
     from components.data.windowing import WindowConfig, window_dataset
     from components.models.registry import MODEL_NAMES, build_model
-    from components.models.spec import InputSpec
 
     t_start = time.time()
     names = settings.model_names()

@@ -41,12 +41,13 @@ CODE_PATHS = (
     "components/data/windowing.py",
     "components/data/splitting.py",
     "components/data/windows.py",
-    "components/evaluation/metrics.py",
+    "components/metrics.py",
 )
 
 
 def model_module_paths() -> dict[str, str]:
     """Registry name -> repo-relative path of the module that defines that model."""
+    # lazy: the registry imports torch, and the CLI imports this module (`har benchmark --status`)
     from components.models.registry import _REGISTRY  # name -> (module, class, switches, modulation)
 
     return {name: entry[0].replace(".", "/") + ".py" for name, entry in _REGISTRY.items()}

@@ -19,6 +19,8 @@ import numpy as np
 
 from components.data.ingest import IngestError, _csv_header, expand_paths
 from components.data.manifest import MANIFEST_FILE, PHYSICAL_LIMITS, Channel, Manifest, ManifestError
+from components.data.recordings import list_recordings, read_recording
+from components.io_utils import atomic_write_text
 
 MODALITY_ALIASES = {
     "acc": "acc",
@@ -189,9 +191,6 @@ def export_csv(dataset_dir: Path, out_dir: Path, subjects: list[str] | None = No
     ``# subject`` / ``# session`` header, then ``t``, one column per channel and ``label``
     (empty cell = unlabelled). Returns the files written (``<out_dir>/<recording_id>.csv``)."""
     import pandas as pd
-
-    from components.data.recordings import list_recordings, read_recording
-    from components.io_utils import atomic_write_text
 
     manifest = Manifest.load(dataset_dir)
     written = []

@@ -25,9 +25,9 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from components.config import REPO_ROOT
 from components.io_utils import sha256_file
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 CACHE_DIR = Path(os.environ.get("HAR_CACHE_DIR", REPO_ROOT / ".cache"))
 
 

@@ -18,8 +18,10 @@ from typing import Any
 import numpy as np
 import yaml
 
-from components.data.sources import REPO_ROOT
-from components.evaluation.metrics import classification_metrics
+from components.config import REPO_ROOT
+from components.data.manifest import Manifest
+from components.data.recordings import list_recordings, read_meta, read_recording
+from components.metrics import classification_metrics
 from har_runtime.runtime import Classifier, StreamingClassifier
 
 PROFILES_DIR = REPO_ROOT / "configs" / "edge"
@@ -77,9 +79,6 @@ def load_streams(
     dataset_dir: Path, subjects: list[str], limit: int | None = None, max_seconds: float | None = None
 ) -> list[Stream]:
     """Recordings of ``subjects`` (sorted by id), optionally only the first ``limit``, cut to ``max_seconds``."""
-    from components.data.manifest import Manifest
-    from components.data.recordings import list_recordings, read_meta, read_recording
-
     manifest = Manifest.load(dataset_dir)
     paths = [p for p in list_recordings(dataset_dir) if read_meta(p).subject in set(subjects)]
     if not paths:

@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from components import tracking
 from components.edge.bundle import read_manifest
 from har_runtime.champions import ChampionChoiceError, only_stored_champion
 
@@ -77,9 +78,7 @@ def champion_bundle(registered_model: str) -> Path:
     Raises:
         NoChampionError: no champion alias, or the champion was never saved to this store.
     """
-    import bentoml
-
-    from components import tracking
+    import bentoml  # lazy: a heavy import, and only this function needs it
 
     champion = tracking.alias_version(registered_model, tracking.CHAMPION)
     if champion is None:

@@ -13,8 +13,8 @@ from typing import Any
 
 from components import tracking
 from components.data.splitting import SplitWindows
-from components.evaluation.metrics import classification_metrics
 from components.export.onnx_export import onnx_logits
+from components.metrics import classification_metrics
 
 
 def champion_macro_f1(

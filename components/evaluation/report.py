@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from components.data.splitting import SplitWindows
-from components.evaluation.metrics import classification_metrics
+from components.metrics import classification_metrics
 from components.training.trained import TrainedModel
 from components.training.trainer import predict
 

@@ -17,6 +17,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from components.metrics import classification_metrics
+
 OPSET = 18  # the dynamo exporter's native opset; >= 17 as required by the edge runtimes
 MAX_BATCH = 4096
 # Only weight-bearing ops are quantised (everything else stays float): small models are
@@ -360,7 +362,6 @@ def quantize_int8_guarded(
     Returns the result for ``out_path`` and a report: fp32 and int8 validation macro-F1,
     the float prefix length, and the drop for every prefix tried.
     """
-    from components.evaluation.metrics import classification_metrics
 
     def val_f1(path: Path) -> float:
         return classification_metrics(val_y, onnx_logits(path, val_x).argmax(1), n_classes)["macro_f1"]

@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 
 from components.data.splitting import SplitWindows
-from components.evaluation.metrics import classification_metrics
 from components.export.bundle import ExportedModel
 from components.export.onnx_export import (
     OPSET,
@@ -21,6 +20,7 @@ from components.export.onnx_export import (
     quantize_int8,
     quantize_int8_guarded,
 )
+from components.metrics import classification_metrics
 from components.training.trained import TrainedModel
 
 

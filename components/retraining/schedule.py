@@ -18,8 +18,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from components.config import TELEMETRY_OFF, artifacts_dir
-from components.data.sources import REPO_ROOT
+from components.config import REPO_ROOT, TELEMETRY_OFF, artifacts_dir
 from components.io_utils import atomic_write_text
 from components.tracking import tracking_uri
 

@@ -38,7 +38,7 @@ import torch.nn.functional as F
 
 from components.data.splitting import Standardizer
 from components.data.windows import WindowSet
-from components.evaluation.metrics import classification_metrics
+from components.metrics import classification_metrics
 from components.training.augment import SensorAugment
 from components.training.modulation import ogm_ge
 
@@ -187,7 +187,7 @@ def predict(
 def evaluate(
     model: nn.Module, windows: WindowSet, batch_size: int = 256, modality_mask: np.ndarray | None = None
 ) -> dict[str, Any]:
-    """:func:`~components.evaluation.metrics.classification_metrics` of ``model`` on ``windows``."""
+    """:func:`~components.metrics.classification_metrics` of ``model`` on ``windows``."""
     probs = predict(model, windows.x, batch_size, modality_mask)
     y_pred = probs.argmax(1) if len(probs) else np.zeros(0, np.int64)
     return classification_metrics(windows.y, y_pred, windows.n_classes)

@@ -206,7 +206,7 @@ def push_data(project: Path, env: dict, urls: dict) -> str:
     sh([*dvc, "remote", "add", "--force", "--default", "s3", f"s3://{BUCKET}/dvc"], env=env, cwd=project)
     sh([*dvc, "remote", "modify", "s3", "endpointurl", urls["s3"]], env=env, cwd=project)
     sh([*dvc, "remote", "modify", "s3", "region", REGION], env=env, cwd=project)
-    har = [sys.executable, "-m", "components.cli"]
+    har = [sys.executable, "-m", "cli"]
     sh([*har, "data", "import", "dsads", "--subjects", ",".join(SUBJECTS), "--no-version"], env=env, cwd=project)
     sh([*har, "data", "version", "--push"], env=env, cwd=project)
     dvc_file = yaml.safe_load((project / "data.dvc").read_text())
@@ -276,7 +276,7 @@ def serve_and_query(project: Path, env: dict, result: dict, stack: ExitStack) ->
 
     from har_runtime.runtime import encode_b64
 
-    har = [sys.executable, "-m", "components.cli"]
+    har = [sys.executable, "-m", "cli"]
     pulled = sh([*har, "edge", "pull", "-m", result["registered_model"]], env=env, cwd=project, capture=True)
     print(pulled.strip())
     model = re.search(r"BentoML model (\S+)", pulled).group(1)
@@ -502,7 +502,7 @@ def scheduled_stop(project: Path, env: dict, config: dict, build_id: str, data_v
 
 def lineage(project: Path, env: dict, result: dict) -> list[str]:
     """`har lineage` against the tracking server: it must show the whole chain of this run."""
-    har = [sys.executable, "-m", "components.cli"]
+    har = [sys.executable, "-m", "cli"]
     out = sh([*har, "lineage", "-m", result["registered_model"]], env=env, cwd=project, capture=True)
     needles = [result["data"]["data_version"].removesuffix(".dir"), result["run"]["id"], result["bentoml"]["model"]]
     missing = [n for n in needles if n not in out]

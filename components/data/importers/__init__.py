@@ -7,8 +7,9 @@ previous version of ``data/<dataset>/`` untouched.
 
 from __future__ import annotations
 
-from components.data.importers.base import ImportSummary, import_dataset
+from components.data.importers.base import ImportSummary
+from components.data.importers.registry import IMPORTERS, import_dataset
 
 __all__ = ["ImportSummary", "import_dataset", "DATASETS"]
 
-DATASETS = ("dsads", "usc-had", "basicmotions")
+DATASETS = tuple(IMPORTERS)

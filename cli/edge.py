@@ -14,8 +14,14 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from components.cli_common import console, fail
+from cli.common import console, fail
+from components import lineage, tracking
 from components.config import artifacts_dir, data_dir
+from components.edge import store
+from components.edge.bundle import BundleError, open_bundle, read_manifest, verify_bundle
+from components.edge.simulate import list_profiles, load_profile, load_streams, plot_timeline, simulate
+from components.edge.store import NoChampionError, champion_bundle, champion_labels, save_to_bentoml
+from components.io_utils import atomic_write_text
 
 edge_app = typer.Typer(help="Edge bundles and the wearable deployment simulation.", no_args_is_help=True)
 
@@ -27,8 +33,6 @@ def _fail(message: str) -> None:
 @edge_app.command("verify")
 def verify(bundle: Path = typer.Argument(..., help="bundle folder or .tar.gz")) -> None:
     """Re-check every file's sha256 against the manifest and run the fp32/int8 parity check."""
-    from components.edge.bundle import BundleError, verify_bundle
-
     try:
         checked = verify_bundle(bundle)
     except BundleError as e:
@@ -49,8 +53,6 @@ def verify(bundle: Path = typer.Argument(..., help="bundle folder or .tar.gz")) 
 @edge_app.command("profiles")
 def profiles() -> None:
     """List the edge profiles (configs/edge/*.yaml)."""
-    from components.edge.simulate import list_profiles, load_profile
-
     table = Table("profile", "threads", "arena", "slowdown", "RAM budget", "flash budget", "smoothing", "description")
     for name in list_profiles():
         p = load_profile(name)
@@ -86,16 +88,13 @@ def simulate_cmd(
     """Replay held-out recordings as a live sensor stream through the int8 model on an edge profile."""
     from dataclasses import replace
 
-    from components.edge.bundle import BundleError, open_bundle, read_manifest
-    from components.edge.simulate import load_profile, load_streams, plot_timeline, simulate
-    from components.edge.store import NoChampionError, champion_bundle, default_registered_model
-    from components.io_utils import atomic_write_text
-
     try:
         prof = load_profile(profile)
         if speed is not None:
             prof = replace(prof, speed=speed)
-        folder, tmp = open_bundle(bundle) if bundle else (champion_bundle(model or default_registered_model()), None)
+        folder, tmp = (
+            open_bundle(bundle) if bundle else (champion_bundle(model or store.default_registered_model()), None)
+        )
         lineage = read_manifest(folder)["lineage"]
         who = subjects.split(",") if subjects else [str(s) for s in lineage.get("test_subjects", [])]
         if not who:
@@ -158,14 +157,9 @@ def pull_cmd(
     """
     from zenml.client import Client
 
-    from components import tracking
-    from components.edge.bundle import BundleError, verify_bundle
-    from components.edge.store import champion_labels, save_to_bentoml
-    from components.lineage import LineageError, default_registered_model
-
     try:
-        name = model or default_registered_model()
-    except LineageError as e:
+        name = model or lineage.default_registered_model()
+    except lineage.LineageError as e:
         _fail(str(e))
     champion = tracking.alias_version(name, tracking.CHAMPION)
     if champion is None:

@@ -5,7 +5,7 @@
     har schedule install --cron "0 3 * * *" | --systemd   # run `har retrain` on a schedule
     har schedule show | remove
 
-Registered on the main app by :func:`register` (components/cli.py). ZenML is imported
+Registered on the main app by :func:`register` (cli/main.py). ZenML is imported
 only when a pipeline actually runs.
 """
 
@@ -19,10 +19,25 @@ import time
 from pathlib import Path
 
 import typer
+import yaml
 
-from components.cli_common import console, fail, publish_data_version, run_pipeline
-from components.config import artifacts_dir, data_dir
-from components.data.sources import REPO_ROOT
+from cli.common import console, fail, publish_data_version, run_pipeline
+from cli.summary import print_train_run_summary
+from components.config import REPO_ROOT, artifacts_dir, data_dir, load_run_config
+from components.data.ingest import IngestError, change_lines, ingest
+from components.data.validation import ValidationConfig
+from components.data.versioning import VersioningError, data_version, default_remote, version_data
+from components.io_utils import atomic_write_text
+from components.retraining import retrain as retraining
+from components.retraining.lock import LockBusy, data_lock
+from components.retraining.schedule import (
+    Crontab,
+    ScheduleError,
+    cron_entry,
+    job,
+    scheduled_run_config,
+    systemd_units,
+)
 
 schedule_app = typer.Typer(
     help="Run `har retrain` on a schedule (user crontab or systemd timer).", no_args_is_help=True
@@ -57,12 +72,6 @@ def ingest_cmd(
     version. Exit code 0 when every file was added or skipped as a duplicate, 1 when some
     were rejected or quarantined (the good ones are still added), 75 when the lock is busy.
     """
-    from components.data.ingest import IngestError, change_lines, ingest
-    from components.data.validation import ValidationConfig
-    from components.data.versioning import VersioningError, data_version, default_remote, version_data
-    from components.io_utils import atomic_write_text
-    from components.retraining.lock import LockBusy, data_lock
-
     try:
         with data_lock("data ingest", wait_s=wait):
             before = data_version()
@@ -133,9 +142,6 @@ def retrain_cmd(
     model replaces the champion. One retrain at a time (exit 75 when the lock is busy);
     an interrupted retrain leaves data, champion and served model as they were.
     """
-    from components.retraining.lock import LockBusy, data_lock
-    from components.retraining.retrain import plan_retrain
-
     if not config.exists():
         fail(f"config {config} not found")
     console.print(f"har retrain {time.strftime('%Y-%m-%d %H:%M:%S')} · config {config}")
@@ -143,7 +149,7 @@ def retrain_cmd(
     previous = {sig: signal.signal(sig, _terminate) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:  # cron/systemd stop and Ctrl-C: unwind, exit 130
         with data_lock("retrain", wait_s=wait):
-            plan = plan_retrain(config, force=force)
+            plan = retraining.plan_retrain(config, force=force)
             for note in plan.notes:
                 console.print(f"[yellow]{note}[/]")
             if not plan.run:
@@ -166,8 +172,6 @@ def retrain_cmd(
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    from components.cli import print_train_run_summary
-
     print_train_run_summary(run)
     console.print("[bold]new data in this retrain[/] (vs the data the previous model was trained on):")
     _print_changes(plan)
@@ -184,7 +188,7 @@ def _print_changes(plan) -> None:
 
 
 def _run_pipeline(config: Path):
-    from pipelines.train_pipeline import train_pipeline
+    from pipelines.train_pipeline import train_pipeline  # lazy: ZenML + torch
 
     console.print("running train_pipeline ...")
     return run_pipeline(train_pipeline, config)
@@ -204,8 +208,6 @@ def schedule_install(
     crontab_file: Path | None = _CRONTAB_OPT,
 ) -> None:
     """Run `har retrain` from this checkout on a schedule, logging to a file."""
-    from components.retraining.schedule import Crontab, ScheduleError, cron_entry, job, systemd_units
-
     j = job(config, log=log)
     if not j.har.exists():
         fail(f"{j.har} not found: run `make setup` first")
@@ -234,8 +236,6 @@ def schedule_install(
 @schedule_app.command("show")
 def schedule_show(crontab_file: Path | None = _CRONTAB_OPT, log: Path | None = typer.Option(None)) -> None:
     """Show this checkout's schedule entry and the end of its log."""
-    from components.retraining.schedule import Crontab, ScheduleError, job
-
     j = job(log=log)
     try:
         entry = Crontab(crontab_file).entry(j.repo)
@@ -258,8 +258,6 @@ def schedule_show(crontab_file: Path | None = _CRONTAB_OPT, log: Path | None = t
 @schedule_app.command("remove")
 def schedule_remove(crontab_file: Path | None = _CRONTAB_OPT) -> None:
     """Remove this checkout's entry from the crontab (other entries stay)."""
-    from components.retraining.schedule import Crontab, ScheduleError
-
     try:
         removed = Crontab(crontab_file).remove(REPO_ROOT)
     except ScheduleError as e:
@@ -283,11 +281,6 @@ def schedule_deploy(
     6 fields, seconds first), concurrent runs are forbidden where the orchestrator can
     (Kubernetes), and the resulting run config is kept under artifacts/schedules/.
     """
-    import yaml
-
-    from components.config import load_run_config
-    from components.io_utils import atomic_write_text
-    from components.retraining.schedule import ScheduleError, scheduled_run_config
 
     if orchestrator is None:
         from zenml.client import Client
@@ -306,7 +299,7 @@ def schedule_deploy(
     )
     if dry_run:
         return
-    from pipelines.train_pipeline import train_pipeline
+    from pipelines.train_pipeline import train_pipeline  # lazy: ZenML + torch
 
     run_pipeline(train_pipeline, out)
     console.print("created; list: zenml pipeline schedule list · stop: zenml pipeline schedule delete NAME")

@@ -6,8 +6,8 @@
     har data status                  # data version, datasets, dvc status
     har data pipeline [-c CONFIG]    # the ZenML data_pipeline end to end
 
-ZenML-dependent commands import ZenML lazily, so ``components`` stays importable on
-machines with only torch/numpy (e.g. a GPU box running benchmarks).
+ZenML, MLflow, torch and the pipelines are imported inside the commands that need them:
+``har --help`` stays quick and ``har edge ...`` torch-free (the pipelines import torch).
 """
 
 from __future__ import annotations
@@ -19,9 +19,19 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from components.cli_common import console, fail, publish_data_version, run_pipeline
-from components.config import artifacts_dir, data_dir
-from components.data.sources import REPO_ROOT
+from cli import dataset, edge, retrain
+from cli.common import console, fail, publish_data_version, run_pipeline
+from cli.summary import print_train_run_summary
+from components import __version__
+from components.benchmark.command import benchmark
+from components.config import REPO_ROOT, artifacts_dir, data_dir, load_run_config
+from components.data.manifest import Manifest
+from components.data.recordings import read_index
+from components.data.sources import ChecksumError, SourceNotFoundError
+from components.data.validation import ValidationConfig, ValidationFailed, markdown_report, validate_dataset
+from components.data.versioning import VersioningError, data_version, status, version_data
+from components.io_utils import atomic_write_text
+from components.lineage import LineageError, ZenmlVersion, ZenmlView, chain, default_registered_model
 
 app = typer.Typer(
     help="cmd-har: wearable activity recognition from raw recordings to the edge.",
@@ -54,8 +64,7 @@ def data_import(
     The output is byte-identical across runs and machines with the same lock file, so
     importing the default dataset on a fresh clone reproduces the committed data.dvc.
     """
-    from components.data.importers import import_dataset
-    from components.data.sources import ChecksumError, SourceNotFoundError
+    from components.data.importers import import_dataset  # lazy: pandas + scipy
 
     try:
         summary = import_dataset(name, data_dir(), source, _csv(subjects), _csv(labels), jobs=jobs)
@@ -76,14 +85,6 @@ def data_validate(
     jobs: int = typer.Option(2, help="worker processes"),
 ) -> None:
     """Validate recordings with the manifest's Great Expectations suite."""
-    from components.data.validation import (
-        ValidationConfig,
-        ValidationFailed,
-        markdown_report,
-        validate_dataset,
-    )
-    from components.io_utils import atomic_write_text
-
     names = [dataset] if dataset else sorted(p.parent.name for p in data_dir().glob("*/manifest.yaml"))
     if not names:
         fail(f"no datasets under {data_dir()}; run `har data import dsads` first")
@@ -115,8 +116,6 @@ def data_version_cmd(push: bool = typer.Option(False, help="also dvc push to the
 
 
 def _record_version(push: bool = False) -> None:
-    from components.data.versioning import VersioningError, data_version, version_data
-
     before = data_version()
     try:
         after = version_data(push=push)
@@ -134,10 +133,6 @@ def _record_version(push: bool = False) -> None:
 @data_app.command("status")
 def data_status() -> None:
     """Show the data version, imported datasets and whether data/ matches data.dvc."""
-    from components.data.manifest import Manifest
-    from components.data.recordings import read_index
-    from components.data.versioning import VersioningError, data_version, status
-
     console.print(f"data version (data.dvc md5): [bold]{data_version() or 'none'}[/]")
     table = Table("dataset", "recordings", "subjects", "hours", "rate (Hz)", "channels", "subject-wise")
     for manifest_file in sorted(data_dir().glob("*/manifest.yaml")):
@@ -166,7 +161,7 @@ def data_pipeline_cmd(
     no_cache: bool = typer.Option(False, "--no-cache", help="re-run every step"),
 ) -> None:
     """Run the ZenML data_pipeline (import, validate, version, window, split) and summarise it."""
-    from pipelines.data_pipeline import data_pipeline
+    from pipelines.data_pipeline import data_pipeline  # lazy: ZenML + torch
 
     run = run_pipeline(data_pipeline, config, no_cache)
     print_data_run_summary(run)
@@ -206,9 +201,6 @@ def print_data_run_summary(run) -> None:
 
 def dataset_line(dataset: str) -> str:
     """``dsads: 152 recordings, 8 subjects, 12.67 h`` from the dataset's index."""
-    from components.data.manifest import Manifest
-    from components.data.recordings import read_index
-
     m = Manifest.load(data_dir() / dataset)
     rows = read_index(data_dir() / dataset)
     hours = sum(r["n_samples"] for r in rows) / m.sampling_rate_hz / 3600
@@ -221,9 +213,8 @@ def train_cmd(
     no_cache: bool = typer.Option(False, "--no-cache", help="re-run every step"),
 ) -> None:
     """Run train_pipeline: data -> model -> evaluation -> export -> gated promotion -> BentoML model."""
-    from components.config import load_run_config
-    from components.train_config import ConfigError, check_run_config
-    from pipelines.train_pipeline import train_pipeline
+    from components.train_config import ConfigError, check_run_config  # lazy: torch (model registry)
+    from pipelines.train_pipeline import train_pipeline  # lazy: ZenML + torch
 
     if not config.exists():
         fail(f"config {config} not found")
@@ -235,93 +226,6 @@ def train_cmd(
     except ConfigError as e:
         fail(f"{config}: {e}", soft_wrap=True)
     print_train_run_summary(run)
-
-
-def per_class_table(metrics: dict, worst: int = 3) -> Table:
-    """Per-class test recall, precision, F1 and support, lowest recall first; the ``worst``
-    lowest-recall classes in red (rare classes otherwise hide behind the macro average).
-    Classes absent from the test windows are left out and counted in the caption."""
-    names = metrics.get("label_names") or [str(i) for i in range(len(metrics["support"]))]
-    rows = [
-        (names[i], metrics["per_class_recall"][i], metrics["per_class_precision"][i], metrics["per_class_f1"][i], n)
-        for i, n in enumerate(metrics["support"])
-        if n > 0
-    ]
-    rows.sort(key=lambda r: (r[1], r[0]))
-    absent = len(metrics["support"]) - len(rows)
-    table = Table(
-        title="per class (test), lowest recall first",
-        caption=f"{absent} classes absent from the test windows" if absent else None,
-        title_justify="left",
-        pad_edge=False,
-        box=None,
-    )
-    for col in ("class", "recall", "precision", "F1", "support"):
-        table.add_column(col, justify="left" if col == "class" else "right")
-    for k, (name, recall, precision, f1, n) in enumerate(rows):
-        style = "red" if k < worst else None
-        table.add_row(name, f"{recall:.3f}", f"{precision:.3f}", f"{f1:.3f}", str(n), style=style)
-    return table
-
-
-def print_train_run_summary(run) -> None:
-    """Test metrics, per-class precision/recall, the promotion decision with reasons,
-    lineage ids and next commands."""
-    from zenml.client import Client
-
-    from components import tracking
-
-    run = Client().get_pipeline_run(run.id)
-    steps = run.steps
-    metrics = steps["evaluate_model_step"].outputs["test_metrics"][0].load()
-    decision = steps["promote_model_step"].outputs["promotion_decision"][0].load()
-    exported = steps["export_model_step"].outputs["exported_model"][0].run_metadata
-    bento = steps["package_model_step"].outputs["bento_model_tag"][0].load()
-    version = steps["validate_dataset_step"].outputs["validated_data_version"][0].load()
-    trained = steps["train_model_step"].outputs["trained_model"][0].run_metadata
-    table = Table(title=f"train_pipeline run {run.name} ({run.status.value})", show_header=False)
-    table.add_row("data version", f"{version} (data.dvc)")
-    if "epochs_run" in trained:
-        table.add_row(
-            "training",
-            f"{trained['epochs_run']} of {trained.get('planned_epochs', '?')} planned epochs "
-            f"(best: epoch {trained.get('best_epoch', -1) + 1}), "
-            f"stopped by {trained.get('stopped_by', '?')}, {trained.get('train_seconds', float('nan')):.0f} s",
-        )
-    table.add_row("test subjects", ", ".join(metrics["test_subjects"]))
-    table.add_row(
-        "test macro-F1",
-        f"{metrics['macro_f1']:.4f}  (accuracy {metrics['accuracy']:.4f}, balanced {metrics['balanced_accuracy']:.4f})",
-    )
-    without = metrics.get("missing_modality_macro_f1") or {}
-    if without:
-        table.add_row("without modality", ", ".join(f"{m}: {v:.3f}" for m, v in without.items()))
-    table.add_row(
-        "int8",
-        f"macro-F1 {exported.get('int8_macro_f1', float('nan')):.4f}, "
-        f"{exported.get('int8_bytes')} bytes, p50 {exported.get('int8_latency_ms_p50', 0):.2f} ms",
-    )
-    colour = {"champion": "green", "challenger": "yellow"}.get(decision["outcome"], "red")
-    table.add_row("promotion", f"[{colour}]{decision['outcome']}[/]")
-    for reason in decision["reasons"]:
-        table.add_row("", reason)
-    table.add_row("MLflow run", decision["mlflow_run_id"])
-    registered = f"{decision['registered_model']} v{decision['registered_version']} (int8, served)"
-    if decision.get("fp32_registered_version"):
-        registered += f" · fp32 twin {decision['fp32_registered_model']} v{decision['fp32_registered_version']}"
-    table.add_row("registered", registered)
-    table.add_row("BentoML model", bento or "unchanged (not promoted)")
-    cached = [name for name, s in steps.items() if s.status.value == "cached"]
-    table.add_row("cached steps", ", ".join(cached) or "none")
-    console.print(table)
-    if metrics.get("per_class_recall"):
-        console.print(per_class_table(metrics))
-    lineage = f"har lineage {decision['registered_version']} -m {decision['registered_model']}"
-    bento = f"bentoml models list {decision['registered_model']}" if decision["promoted"] else "(no new champion)"
-    console.print(
-        f"next: [bold]mlflow ui --backend-store-uri {tracking.tracking_uri()}[/] · [bold]{lineage}[/] · "
-        f"[bold]{bento}[/] · [bold]zenml login --local[/] (dashboard)"
-    )
 
 
 @app.command("lineage")
@@ -342,8 +246,6 @@ def lineage_cmd(
     and whether ZenML's model stages agree with the MLflow aliases."""
     from rich.markup import escape
 
-    from components.lineage import LineageError, chain, default_registered_model
-
     try:
         registered_model = registered_model or default_registered_model(ref)
         links = chain(registered_model, ref, zenml=zenml_model_view)
@@ -358,8 +260,6 @@ def lineage_cmd(
 def zenml_model_view(model: str, version: str | None):
     """What ZenML's model control plane says about ``model`` (its ``version``, and the versions
     in production and staging with the MLflow version their metadata names), for ``har lineage``."""
-    from components.lineage import ZenmlVersion, ZenmlView
-
     try:
         from zenml.client import Client
         from zenml.enums import ModelStages
@@ -392,47 +292,14 @@ def zenml_model_view(model: str, version: str | None):
     )
 
 
-def _register_benchmark() -> None:
-    """``har benchmark``: the cross-subject benchmark (plain torch; runs without the MLOps stack)."""
-    from components.benchmark.command import benchmark
-
-    app.command("benchmark")(benchmark)
-
-
-_register_benchmark()
-from components.cli_edge import edge_app  # noqa: E402 - `har edge ...` (torch-free)
-
-app.add_typer(edge_app, name="edge")
-
-
-def _register_retrain() -> None:
-    """``har data ingest``, ``har retrain``, ``har schedule`` (components/cli_retrain.py)."""
-    from components.cli_retrain import register
-
-    register(app, data_app)
-
-
-_register_retrain()
-
-
-def _register_dataset() -> None:
-    """``har data new``, ``har config new`` (components/cli_dataset.py)."""
-    from components.cli_dataset import register
-
-    register(app, data_app)
-
-
-_register_dataset()
+app.command("benchmark")(benchmark)  # the cross-subject benchmark (plain torch; runs without the MLOps stack)
+app.add_typer(edge.edge_app, name="edge")  # `har edge ...` (torch-free)
+retrain.register(app, data_app)  # `har data ingest`, `har retrain`, `har schedule`
+dataset.register(app, data_app)  # `har data new`, `har config new`
 
 
 @app.command("version")
 def version() -> None:
     """Print the cmd-har version and where local state lives."""
-    from components import __version__
-
     console.print(f"cmd-har {__version__}")
     console.print(f"repo {REPO_ROOT} · data {data_dir()} · ZenML config {os.environ.get('ZENML_CONFIG_PATH', '~')}")
-
-
-if __name__ == "__main__":
-    app()

@@ -9,6 +9,8 @@ from typing import Any, NoReturn
 import typer
 from rich.console import Console
 
+from components.data.versioning import PUBLISHED_ARTIFACT, published_metadata
+
 console = Console()
 
 
@@ -34,8 +36,6 @@ def publish_data_version(version: str) -> None:
     data (``ingest_data_step`` with ``latest: true``)."""
     from zenml import save_artifact
     from zenml.client import Client
-
-    from components.data.versioning import PUBLISHED_ARTIFACT, published_metadata
 
     meta = published_metadata(version)
     try:

@@ -5,7 +5,7 @@
     har data export NAME OUT_DIR [--subjects 1,2]  # a dataset as plain CSV files
     har config new NAME                          # configs/NAME.yaml from configs/train.yaml
 
-Registered on the main app by :func:`register` (components/cli.py).
+Registered on the main app by :func:`register` (cli/main.py).
 """
 
 from __future__ import annotations
@@ -16,9 +16,11 @@ import typer
 import yaml
 from rich.markup import escape
 
-from components.cli_common import console, fail
-from components.config import data_dir, load_run_config
-from components.data.sources import REPO_ROOT
+from cli.common import console, fail
+from components.config import REPO_ROOT, data_dir, load_run_config
+from components.data.manifest import Manifest, ManifestError
+from components.data.new_dataset import NewDatasetError, create_dataset, export_csv, manifest_from_csv, parse_units
+from components.io_utils import atomic_write_text
 
 config_app = typer.Typer(help="Run configs that follow a dataset.", no_args_is_help=True)
 TEMPLATE = REPO_ROOT / "configs" / "train.yaml"
@@ -38,9 +40,6 @@ def new_dataset_cmd(
     description: str = typer.Option("", help="free text kept in the manifest"),
 ) -> None:
     """Create data/NAME/manifest.yaml for your own recordings, then say what to run next."""
-    from components.data.manifest import Manifest, ManifestError
-    from components.data.new_dataset import NewDatasetError, create_dataset, manifest_from_csv, parse_units
-
     if bool(from_csv) == bool(manifest):
         fail("give exactly one of --from-csv PATH (derive the manifest) or --manifest FILE (your own)")
     notes: list[str] = []
@@ -83,9 +82,12 @@ def new_config_cmd(
 ) -> None:
     """Write a train config for dataset NAME: its model name, a subject-wise split of its subjects,
     no other dataset's settings; then check it as `har train` will."""
-    from components.data.manifest import ManifestError
-    from components.io_utils import atomic_write_text
-    from components.train_config import ConfigError, DatasetFacts, check_run_config, derive_config
+    from components.train_config import (  # lazy: torch (model registry)
+        ConfigError,
+        DatasetFacts,
+        check_run_config,
+        derive_config,
+    )
 
     out = out or REPO_ROOT / "configs" / f"{name}.yaml"
     if out.exists() and not force:
@@ -120,9 +122,6 @@ def export_cmd(
 ) -> None:
     """Write a dataset's recordings as plain CSV files (t, channels, label; # subject header),
     e.g. to rehearse the own-data path with a public dataset (docs/own-data.md)."""
-    from components.data.manifest import ManifestError
-    from components.data.new_dataset import NewDatasetError, export_csv
-
     keep = [s.strip() for s in subjects.split(",") if s.strip()] if subjects else None
     try:
         files = export_csv(data_dir() / name, out, keep)

@@ -1,0 +1,5 @@
+"""``python -m cli ...``: the same as the ``har`` script."""
+
+from cli.main import app
+
+app()
