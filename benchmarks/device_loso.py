@@ -153,7 +153,7 @@ def _copy_back(dataset: str, args: argparse.Namespace, logs: list[Path]) -> None
 
 
 def main(argv: list[str] | None = None) -> int:
-    from components.benchmark.harness import ABLATIONS, BASELINES
+    from components.benchmark.protocol import ABLATIONS, BASELINES
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="cmd", required=True)

@@ -28,7 +28,7 @@ if str(REPO) not in sys.path:
 
 
 def main() -> None:
-    from components.benchmark.harness import HOLDOUT_DEFAULTS
+    from components.benchmark.protocol import HOLDOUT_DEFAULTS
     from components.data.windowing import WindowConfig, window_dataset
     from components.export.onnx_export import onnx_logits, quantizable_nodes, quantize_int8
     from components.export.pipeline import calibration_windows_of

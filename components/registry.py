@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from components import tracking
-from components.export.bundle import ExportedModel
+from components.export.exported import ExportedModel
 
 INT8, FP32 = "int8", "fp32"
 FP32_SUFFIX = "-fp32"

@@ -10,7 +10,7 @@ from components import provenance, tracking
 from components.config import artifacts_dir
 from components.data.splitting import SplitWindows
 from components.edge.bundle import EdgeBundle, build_bundle, verify_bundle
-from components.export.bundle import ExportedModel
+from components.export.exported import ExportedModel
 from steps.materializers import EdgeBundleMaterializer
 
 

@@ -8,7 +8,7 @@ from zenml import log_metadata, step
 
 from components import tracking
 from components.data.splitting import SplitWindows
-from components.export.bundle import ExportedModel
+from components.export.exported import ExportedModel
 from components.export.pipeline import export_and_measure
 from components.training.trained import TrainedModel
 from steps.materializers import ExportedModelMaterializer

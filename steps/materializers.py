@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import tempfile
 from typing import Any, ClassVar
 
@@ -17,11 +18,23 @@ from zenml.enums import ArtifactType
 from zenml.io import fileio
 from zenml.materializers.base_materializer import BaseMaterializer
 
+import components.data.window_set
+import components.export.exported
 from components.data.splitting import SplitWindows
-from components.data.windows import WindowSet
+from components.data.window_set import WindowSet
 from components.edge.bundle import EdgeBundle
-from components.export.bundle import ExportedModel
+from components.export.exported import ExportedModel
 from components.training.trained import TrainedModel
+
+# ZenML loads an artifact by importing the data type's module path stored with it. Artifacts
+# in existing stores name these types by the module paths below, so those paths resolve to
+# the modules that hold the types now (docs/decisions/module-names.md).
+STORED_MODULE_PATHS = {
+    "components.data.windows": components.data.window_set,
+    "components.export.bundle": components.export.exported,
+}
+for _path, _module in STORED_MODULE_PATHS.items():
+    sys.modules.setdefault(_path, _module)
 
 
 def _copy_dir_to(local: str, uri: str) -> None:

@@ -11,7 +11,7 @@ from components.config import build
 from components.data.splitting import SplitWindows
 from components.evaluation.champion import champion_macro_f1, champion_reference
 from components.evaluation.promotion import PromotionConfig, decide
-from components.export.bundle import ExportedModel
+from components.export.exported import ExportedModel
 
 
 @step(enable_cache=False)

@@ -11,7 +11,7 @@ from components.config import build
 from components.data.recordings import source_splits
 from components.data.splitting import SplitConfig, SplitWindows, split_windows
 from components.data.versioning import materialize
-from components.data.windows import WindowSet
+from components.data.window_set import WindowSet
 from steps.materializers import SplitWindowsMaterializer
 
 

@@ -9,8 +9,8 @@ from zenml.config import CachePolicy
 
 from components.config import build
 from components.data.versioning import materialize
+from components.data.window_set import WindowSet
 from components.data.windowing import WindowConfig, window_dataset
-from components.data.windows import WindowSet
 from steps.materializers import WindowSetMaterializer
 from steps.retry import NETWORK_RETRY
 

@@ -19,8 +19,8 @@ import pytest
 
 from components.config import TELEMETRY_OFF
 from components.data.importers import import_dataset
+from components.data.window_set import WindowSet
 from components.data.windowing import WindowConfig, window_dataset
-from components.data.windows import WindowSet
 from components.evaluation.promotion import OPEN_GATES
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -6,8 +6,11 @@ import pytest
 import torch
 
 from benchmarks.augment_selection import (
+    ARCHIVED,
+    POOLED_FIRST_COMMIT,
     VARIANTS,
     build_variant_model,
+    main,
     record_name,
     summarize,
     trainer_settings,
@@ -75,10 +78,23 @@ def test_concat_fusion_candidate_trains_and_ignores_pad_slots(dsads_small_window
         assert torch.isfinite(model(x, mask)).all()
 
 
-def test_concat_fusion_needs_the_per_step_encoder(dsads_small_windows):
+def test_concat_fusion_needs_the_attention_encoder(dsads_small_windows):
     spec = InputSpec.from_windows(dsads_small_windows)
-    with pytest.raises(ValueError, match="per_step_attention=True"):
-        with_concat_fusion(build_model("cmdhar", spec, per_step_attention=False))
+    with pytest.raises(ValueError, match="attention=True"):
+        with_concat_fusion(build_model("cmdhar-no-attention", spec))
+
+
+def test_pooled_first_variants_are_refused_naming_the_archive(dsads_small_windows, monkeypatch):
+    """Variants that need the removed encoder fail before any training, saying where their runs are."""
+    spec = InputSpec.from_windows(dsads_small_windows)
+    for name in ARCHIVED:
+        assert name not in VARIANTS
+        with pytest.raises(ValueError, match=POOLED_FIRST_COMMIT) as err:
+            build_variant_model(name, spec)
+        assert "benchmarks/results/augment-selection.json" in str(err.value) and name in str(err.value)
+    monkeypatch.setattr("sys.argv", ["augment_selection", "--variants", "rot60-nomod-perstep,rot60"])
+    with pytest.raises(SystemExit, match="rot60.*archived in benchmarks/results/augment-selection.json"):
+        main()
 
 
 def test_concat_fusion_needs_one_encoder_per_modality(dsads_small_windows):

@@ -8,7 +8,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from components.data.windows import WindowSet
+from components.data.window_set import WindowSet
 from components.metrics import classification_metrics
 from components.models.cnn import CNN
 from components.models.deepconvlstm import DeepConvLSTM

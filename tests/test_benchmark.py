@@ -14,7 +14,7 @@ import torch
 import typer
 from typer.testing import CliRunner
 
-from components.benchmark import harness
+from components.benchmark import assemble, execute, plan, protocol
 from components.benchmark.command import benchmark
 from components.benchmark.efficiency import (
     count_params,
@@ -27,8 +27,9 @@ from components.benchmark.efficiency import (
     macs_per_window,
     onnx_parity,
 )
-from components.benchmark.harness import BenchmarkSettings, run_benchmark
+from components.benchmark.harness import run_benchmark
 from components.benchmark.ledger import Ledger, code_fingerprint, ledger_status
+from components.benchmark.protocol import BenchmarkSettings
 from components.data.importers import import_dataset
 from components.models.registry import build_model
 from components.models.spec import InputSpec
@@ -189,7 +190,7 @@ def test_settings_deviations():
     assert BenchmarkSettings(subjects=["1"]).deviations()
     assert BenchmarkSettings(folds=["loso-1"]).deviations()
     assert BenchmarkSettings(modality_dropout=0.0).deviations()
-    assert BenchmarkSettings(ablations=True).model_names()[-4:] == list(harness.ABLATIONS)
+    assert BenchmarkSettings(ablations=True).model_names()[-4:] == list(protocol.ABLATIONS)
 
 
 def test_efficiency_helpers(tmp_path):
@@ -246,14 +247,14 @@ class _NoExport(torch.nn.Module):
 
 def test_provenance_helpers(tmp_path):
     (tmp_path / "data.dvc").write_text("outs:\n- md5: abc123.dir\n  path: data\n")
-    assert harness.data_dvc_md5(tmp_path) == "abc123.dir"
-    assert harness.data_dvc_md5(tmp_path / "nowhere") is None
+    assert assemble.data_dvc_md5(tmp_path) == "abc123.dir"
+    assert assemble.data_dvc_md5(tmp_path / "nowhere") is None
     ws = type("W", (), {})()
     ws.x, ws.y = np.zeros((2, 1, 3), np.float32), np.array([0, 1])
     ws.subject, ws.recording = np.array(["1", "2"]), np.array(["a", "b"])
-    h1 = harness.windows_hash(ws)
+    h1 = plan.windows_hash(ws)
     ws.y = np.array([1, 1])
-    assert harness.windows_hash(ws) != h1
+    assert plan.windows_hash(ws) != h1
 
 
 def test_no_mlops_imports():
@@ -275,7 +276,7 @@ def test_aggregate_keeps_cut_short_trainings_out_of_the_means():
         rec("loso-2", 0.2, truncated="stopped by the time budget after 3 epochs"),
         {"fold": "loso-3", "seed": 0, "skipped": "time budget spent before the task started"},
     ]
-    out = harness.aggregate("cnn", records, None)
+    out = assemble.aggregate("cnn", records, None)
     assert (out["n_runs"], out["n_truncated"], out["n_skipped"], out["n_failed"]) == (1, 1, 1, 0)
     assert out["macro_f1_mean"] == 0.8 and [r["fold"] for r in out["per_fold"]] == ["loso-1"]
     (cut,) = out["per_fold_cut_short"]
@@ -287,8 +288,8 @@ def test_ledger_resumes_a_partial_run_and_never_mixes_settings(dsads3, tmp_path,
     only what is missing, and records made under other settings are never reused."""
     ledger = tmp_path / "ledger"
     ran: list[str] = []
-    real_run_task = harness.run_task
-    monkeypatch.setattr(harness, "run_task", lambda task: ran.append(task["fold"]["name"]) or real_run_task(task))
+    real_run_task = execute.run_task
+    monkeypatch.setattr(execute, "run_task", lambda task: ran.append(task["fold"]["name"]) or real_run_task(task))
 
     first, _ = run_benchmark(_cnn_loso(dsads3, tmp_path / "a", jobs=1, folds=["1", "2"], ledger=ledger), False, str)
     (folder,) = [p for p in ledger.iterdir() if p.is_dir()]
@@ -356,8 +357,8 @@ def test_ledger_keeps_a_model_s_records_when_another_model_s_code_changes(dsads3
             shutil.copy2(src, dest)
     monkeypatch.setattr(ledger_module, "REPO_ROOT", repo)
     ran: list[str] = []
-    real_run_task = harness.run_task
-    monkeypatch.setattr(harness, "run_task", lambda task: ran.append(task["model"]) or real_run_task(task))
+    real_run_task = execute.run_task
+    monkeypatch.setattr(execute, "run_task", lambda task: ran.append(task["model"]) or real_run_task(task))
     settings = {"folds": ["1"], "jobs": 1, "ledger": tmp_path / "ledger"}
 
     run_benchmark(_cnn_loso(dsads3, tmp_path / "a", **settings), False, str)
@@ -386,12 +387,12 @@ def test_ledger_keeps_a_model_s_records_when_another_model_s_code_changes(dsads3
 
 
 def test_parse_hparams_reads_model_key_value_items():
-    assert harness.parse_hparams(None) == {} and harness.parse_hparams(" ") == {}
-    parsed = harness.parse_hparams("cmdhar.d_model=24, cmdhar.per_step_attention=false,cnn.name=wide")
-    assert parsed == {"cmdhar": {"d_model": 24, "per_step_attention": False}, "cnn": {"name": "wide"}}
+    assert protocol.parse_hparams(None) == {} and protocol.parse_hparams(" ") == {}
+    parsed = protocol.parse_hparams("cmdhar.d_model=24, cmdhar.disentangle=false,cnn.name=wide")
+    assert parsed == {"cmdhar": {"d_model": 24, "disentangle": False}, "cnn": {"name": "wide"}}
     for bad in ("cmdhar.d_model", "d_model=24", "cmdhar.=24", "cmdhar.d_model="):
         with pytest.raises(ValueError, match="MODEL.KEY=VALUE"):
-            harness.parse_hparams(bad)
+            protocol.parse_hparams(bad)
 
 
 def test_hparams_build_the_model_they_name_and_get_their_own_ledger(dsads3, tmp_path, monkeypatch):

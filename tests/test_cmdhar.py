@@ -11,9 +11,7 @@ from components.models.cmdhar import (
     CMDHAR,
     CMDHAROutput,
     ParamSlice,
-    _cmd_pairs,
     _depthwise_conv,
-    _soft_orth_pairs,
     count_parameters,
 )
 from components.models.registry import MODEL_NAMES, build_model, load_model, save_model
@@ -158,12 +156,12 @@ def test_save_load_roundtrip(tmp_path, basicmotions_windows):
         torch.testing.assert_close(model(x), loaded(x), rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("per_step", [False, True])
-def test_onnx_export(tmp_path, dsads_small_windows, per_step):
+@pytest.mark.parametrize("attention", [False, True])
+def test_onnx_export(tmp_path, dsads_small_windows, attention):
     ort = pytest.importorskip("onnxruntime")
     spec = InputSpec.from_windows(dsads_small_windows)
     torch.manual_seed(0)
-    model = CMDHAR(spec, per_step_attention=per_step).eval()
+    model = CMDHAR(spec, attention=attention).eval()
     x7 = _standardised(dsads_small_windows, 7)
     path = tmp_path / "cmdhar.onnx"
     batch = torch.export.Dim("batch", min=1, max=4096)
@@ -194,19 +192,19 @@ def test_batched_losses_match_reference():
     pi, pj = torch.tensor([0, 0, 1]), torch.tensor([1, 2, 2])
     pairs = list(zip(pi.tolist(), pj.tolist(), strict=True))
     want_sim = sum(losses.cmd(hc[i], hc[j], 5) for i, j in pairs) / 3
-    torch.testing.assert_close(_cmd_pairs(hc, pi, pj, 5), want_sim, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(losses.cmd_pairs(hc, pi, pj, 5), want_sim, rtol=1e-5, atol=1e-6)
     terms = [losses.soft_orthogonality(hp[i], hc[i]) for i in range(3)]
     terms += [losses.soft_orthogonality(hp[i], hp[j]) for i, j in pairs]
-    got = _soft_orth_pairs(torch.cat([hp, hp[pi]]), torch.cat([hc, hp[pj]]))
+    got = losses.soft_orthogonality_pairs(torch.cat([hp, hp[pi]]), torch.cat([hc, hp[pj]]))
     torch.testing.assert_close(got, sum(terms) / len(terms), rtol=1e-5, atol=1e-7)
 
 
-@pytest.mark.parametrize("per_step", [False, True])
-def test_unequal_groups_are_padded_and_masked(per_step):
+@pytest.mark.parametrize("attention", [False, True])
+def test_unequal_groups_are_padded_and_masked(attention):
     """Groups of different sizes (+ a leftover channel) share one batched encoder."""
     spec = InputSpec(n_channels=7, window_len=50, n_classes=4, modality_groups={"a": [0, 1, 2], "b": [3, 4], "c": [5]})
     torch.manual_seed(0)
-    model = CMDHAR(spec, per_step_attention=per_step).eval()
+    model = CMDHAR(spec, attention=attention).eval()
     assert model.input_groups == ["a", "b", "c", "other"] and model.encoders.padded
     x = torch.randn(3, 7, 50)
     mask = torch.tensor([[1.0, 0.0, 1.0, 1.0]] * 3)

@@ -10,8 +10,8 @@ import pytest
 from components.data.manifest import Manifest
 from components.data.recordings import list_recordings, read_recording, source_splits
 from components.data.splitting import SplitConfig, SplitError, SplitWindows, make_folds, split_windows
+from components.data.window_set import WindowSet
 from components.data.windowing import WindowConfig, window_dataset, window_recording
-from components.data.windows import WindowSet
 
 
 @pytest.fixture(scope="module")

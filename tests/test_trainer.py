@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from components.data.windows import WindowSet
+from components.data.window_set import WindowSet
 from components.metrics import classification_metrics
 from components.models.cmdhar import CMDHAR
 from components.models.registry import build_model

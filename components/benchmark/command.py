@@ -12,8 +12,9 @@ from pathlib import Path
 
 import typer
 
-from components.benchmark.harness import BASELINES, PROTOCOL_TRAINER, BenchmarkSettings, parse_hparams, run_benchmark
+from components.benchmark.harness import run_benchmark
 from components.benchmark.ledger import ledger_status, render_status
+from components.benchmark.protocol import BASELINES, PROTOCOL_TRAINER, BenchmarkSettings, parse_hparams
 
 DEFAULT_LEDGER = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "ledger"
 
@@ -115,7 +116,7 @@ def benchmark(
         modality_dropout: per-sample fusion modality dropout for CMD-HAR models.
         augment_rotation: largest random rotation of each sensor unit during training.
         augment_gain: std of the random gain of each sensor triad during training.
-        hparams: per-model constructor arguments (:func:`~components.benchmark.harness.parse_hparams`).
+        hparams: per-model constructor arguments (:func:`~components.benchmark.protocol.parse_hparams`).
         latency_runs: number of timed calls for the latency percentiles.
         progress: show a progress bar.
         executor: how tasks run in parallel (see ``jobs``).

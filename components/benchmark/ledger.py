@@ -40,7 +40,7 @@ CODE_PATHS = (
     "components/training",
     "components/data/windowing.py",
     "components/data/splitting.py",
-    "components/data/windows.py",
+    "components/data/window_set.py",
     "components/metrics.py",
 )
 

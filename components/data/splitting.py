@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from components.data.windows import WindowSet
+from components.data.window_set import WindowSet
 from components.io_utils import atomic_write_text
 
 PROTOCOLS = ("holdout", "loso", "kfold", "predefined")

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from components.data.manifest import Manifest
 from components.data.recordings import Recording, list_recordings, read_recording
-from components.data.windows import WindowSet
+from components.data.window_set import WindowSet
 
 
 @dataclass(frozen=True)

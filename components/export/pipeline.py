@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from components.data.splitting import SplitWindows
-from components.export.bundle import ExportedModel
+from components.export.exported import ExportedModel
 from components.export.onnx_export import (
     OPSET,
     QUANTIZED_OPS,

@@ -45,6 +45,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from components.models import losses
 from components.models.spec import InputSpec
 
 NEG = -1e4  # additive attention mask value: exp(-1e4) == 0 in float32, never NaN
@@ -171,11 +172,9 @@ class ModalityEncoders(nn.Module):
     parameters do not grow with the group size). Spatiotemporal attention: a learned
     channel embedding, single-head self-attention across the group's channels at every
     time step (pre-LN, residual), attention pooling over time (per channel), attention
-    pooling over channels -> ``(F,)``; ``Linear(F, d)`` + LayerNorm -> ``u_m``.
-
-    ``per_step=False`` is the earlier design (until 2026-11-28): time is pooled first and
-    the channels attend to each other once, on their time means. Attending at every step
-    won on DSADS validation subjects (docs/model_card.md, "Design changes").
+    pooling over channels -> ``(F,)``; ``Linear(F, d)`` + LayerNorm -> ``u_m``. Because the
+    channels attend to each other before time is pooled, they meet while their timing is
+    still there. ``attention=False`` replaces all of it with means over time and channels.
     """
 
     def __init__(
@@ -188,13 +187,11 @@ class ModalityEncoders(nn.Module):
         kernel: int = 5,
         radix: int = 2,
         n_blocks: int = 2,
-        per_step: bool = True,
     ):
         super().__init__()
         m, f = len(groups), n_filters
         cmax = max(len(g) for g in groups)
         self.m, self.f, self.cmax, self.attention = m, f, cmax, attention
-        self.per_step = per_step and attention
         # gather order: channel-slot major, modality minor -> (B*Cmax, M, 1, T) by a reshape;
         # index n_channels is an all-zero pad channel (appended only if a group is short)
         self.padded = any(len(g) < cmax for g in groups)
@@ -231,24 +228,11 @@ class ModalityEncoders(nn.Module):
             if i > 0:  # max-pool 2 over time (1-D op: much cheaper than MaxPool2d in eager torch)
                 z = F.max_pool1d(z.squeeze(2), 2, ceil_mode=True).unsqueeze(2)
             z = block(z)  # (B*Cmax, M*F, 1, L)
-        length = z.shape[-1]
-        if self.per_step:
-            return self._attend_per_step(z, b)
-        z = z.reshape(b * cmax, m, f, length)
-        if self.attention:  # attention pooling over time, per channel and modality
-            a = torch.matmul(self.w_time_pool, z).softmax(dim=-1)  # (B*Cmax, M, 1, L)
-            z = torch.matmul(z, a.reshape(b * cmax, m, length, 1))  # (B*Cmax, M, F, 1)
-        else:
-            z = z.mean(-1)
-        z = z.reshape(b, cmax, m, f).transpose(1, 2) + self.chan_emb  # (B, M, Cmax, F)
         if self.attention:
-            z = self._channel_attention(z)  # across the group's channels, per modality
-            s = torch.matmul(z, self.w_chan_pool)  # (B, M, Cmax, 1)
-            if self.padded:
-                s = s + self.pad_mask.transpose(-1, -2)
-            z = (s.softmax(dim=-2) * z).sum(-2)  # (B, M, F)      pool over channels
-        else:
-            z = (z * self.chan_weight).sum(-2) if self.padded else z.mean(-2)  # (B, M, F)
+            return self._attend_per_step(z, b)
+        z = z.reshape(b * cmax, m, f, z.shape[-1]).mean(-1)  # (B*Cmax, M, F)  mean over time
+        z = z.reshape(b, cmax, m, f).transpose(1, 2) + self.chan_emb  # (B, M, Cmax, F)
+        z = (z * self.chan_weight).sum(-2) if self.padded else z.mean(-2)  # (B, M, F)  mean over channels
         return self._project(z)
 
     def _channel_attention(self, z: torch.Tensor) -> torch.Tensor:
@@ -262,9 +246,9 @@ class ModalityEncoders(nn.Module):
     def _attend_per_step(self, z: torch.Tensor, b: int) -> torch.Tensor:
         """Channel attention at every time step, then pooling over time and channels.
 
-        ``z`` ``(B*Cmax, M*F, 1, L)`` -> ``u`` ``(M, B, d)``. Unlike the default path (time
-        pooled first), the channels of a group meet while their timing is still there, so
-        the phase between body positions (left vs right leg in gait) can be used.
+        ``z`` ``(B*Cmax, M*F, 1, L)`` -> ``u`` ``(M, B, d)``. The channels of a group meet
+        while their timing is still there, so the phase between body positions (left vs
+        right leg in gait) can be used.
         """
         m, f, cmax, length = self.m, self.f, self.cmax, z.shape[-1]
         z = z.reshape(b, cmax, m, f, length).permute(0, 4, 2, 1, 3)  # (B, L, M, Cmax, F)
@@ -367,32 +351,6 @@ class CMDHAROutput:
 
 
 # ---------------------------------------------------------------------------------
-# batched representation losses (same values as components.models.losses, one op set)
-# ---------------------------------------------------------------------------------
-def _cmd_pairs(h: torch.Tensor, i: torch.Tensor, j: torch.Tensor, n_moments: int) -> torch.Tensor:
-    """Mean over pairs ``(i[p], j[p])`` of :func:`losses.cmd` between ``h[i]`` and ``h[j]``.
-
-    ``h`` is ``(M, B, D)``; the moments of every modality are computed once.
-    """
-    mean = h.mean(1)  # (M, D)
-    c = h - mean[:, None]
-    moments = [mean] + [c.pow(k).mean(1) for k in range(2, n_moments + 1)]
-    mom = torch.stack(moments, 0)  # (K, M, D)
-    d = mom[:, i] - mom[:, j]  # (K, P, D)
-    return torch.sqrt((d * d).sum(-1) + 1e-12).sum(0).mean()
-
-
-def _soft_orth_pairs(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Mean over ``p`` of :func:`losses.soft_orthogonality` between ``a[p]`` and ``b[p]`` (P, B, D)."""
-
-    def norm(x: torch.Tensor) -> torch.Tensor:
-        x = x - x.mean(1, keepdim=True)
-        return x / (x.norm(p=2, dim=-1, keepdim=True) + 1e-6)
-
-    return torch.bmm(norm(a).transpose(1, 2), norm(b)).pow(2).mean()  # (P, D1, D2)
-
-
-# ---------------------------------------------------------------------------------
 # the model
 # ---------------------------------------------------------------------------------
 class CMDHAR(nn.Module):
@@ -415,8 +373,6 @@ class CMDHAR(nn.Module):
         n_blocks: split-attention blocks per modality encoder.
         radix: ResNeSt radix (channel expansion factor) of those blocks.
         kernel: temporal kernel size of the encoder convolutions.
-        per_step_attention: False -> the encoders' channel self-attention runs once,
-            after time pooling (the design until 2026-11-28), not at every time step.
 
     ``use_modulation`` (attribute, default False) is read by the trainer: OGM-GE gradient
     modulation, set by the registry to True for ``cmdhar-with-modulation`` (off by default:
@@ -437,7 +393,6 @@ class CMDHAR(nn.Module):
         n_blocks: int = 2,
         radix: int = 2,
         kernel: int = 5,
-        per_step_attention: bool = True,
     ):
         super().__init__()
         self.spec = spec
@@ -479,7 +434,6 @@ class CMDHAR(nn.Module):
             kernel,
             radix,
             n_blocks,
-            per_step_attention,
         )
         # private heads P_m (batched): Linear(d, d) + Sigmoid per modality
         self.w_private = _batched(m, d_model, d_model)
@@ -612,11 +566,11 @@ class CMDHAR(nn.Module):
         sim, diff, recon = zero, zero, zero
         if hc is not None:
             if m > 1:
-                sim = _cmd_pairs(hc, self.pair_i, self.pair_j, self.cmd_moments)
+                sim = losses.cmd_pairs(hc, self.pair_i, self.pair_j, self.cmd_moments)
             # difference: (h_p^m, h_c^m) for every m, (h_p^i, h_p^j) for every i < j
             a = torch.cat([hp, hp[self.pair_i]], 0)
             b = torch.cat([hc, hp[self.pair_j]], 0)
-            diff = _soft_orth_pairs(a, b)
+            diff = losses.soft_orthogonality_pairs(a, b)
             recon = F.mse_loss(torch.baddbmm(self.b_decoder, hsum, self.w_decoder), u.detach())
         return CMDHAROutput(logits=logits, aux_logits=aux, sim=sim, diff=diff, recon=recon, modality_mask=fuse_mask)
 

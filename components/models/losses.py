@@ -6,7 +6,9 @@
   by MISA, Hazarika et al. 2020) pushing private and shared subspaces apart.
 * :func:`reconstruction` - MSE between a decoder's output and its target.
 
-All functions take ``(batch, dim)`` tensors and return a scalar tensor.
+These take ``(batch, dim)`` tensors and return a scalar tensor. :func:`cmd_pairs` and
+:func:`soft_orthogonality_pairs` compute the same values for many modality pairs at once
+(``(M, batch, dim)`` stacks, one op set): what :class:`components.models.cmdhar.CMDHAR` trains with.
 """
 
 from __future__ import annotations
@@ -60,3 +62,26 @@ def soft_orthogonality(x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
 def reconstruction(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean squared error (target used as given; callers detach it if wanted)."""
     return F.mse_loss(pred, target)
+
+
+def cmd_pairs(h: torch.Tensor, i: torch.Tensor, j: torch.Tensor, n_moments: int) -> torch.Tensor:
+    """Mean over pairs ``(i[p], j[p])`` of :func:`cmd` between ``h[i]`` and ``h[j]``.
+
+    ``h`` is ``(M, B, D)``; the moments of every modality are computed once.
+    """
+    mean = h.mean(1)  # (M, D)
+    c = h - mean[:, None]
+    moments = [mean] + [c.pow(k).mean(1) for k in range(2, n_moments + 1)]
+    mom = torch.stack(moments, 0)  # (K, M, D)
+    d = mom[:, i] - mom[:, j]  # (K, P, D)
+    return torch.sqrt((d * d).sum(-1) + 1e-12).sum(0).mean()
+
+
+def soft_orthogonality_pairs(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Mean over ``p`` of :func:`soft_orthogonality` between ``a[p]`` and ``b[p]`` (P, B, D)."""
+
+    def norm(x: torch.Tensor) -> torch.Tensor:
+        x = x - x.mean(1, keepdim=True)
+        return x / (x.norm(p=2, dim=-1, keepdim=True) + 1e-6)
+
+    return torch.bmm(norm(a).transpose(1, 2), norm(b)).pow(2).mean()  # (P, D1, D2)

@@ -37,7 +37,7 @@ class InputSpec:
 
     @classmethod
     def from_windows(cls, windows: Any) -> InputSpec:
-        """Build from a :class:`components.data.windows.WindowSet`."""
+        """Build from a :class:`components.data.window_set.WindowSet`."""
         return cls(
             n_channels=windows.n_channels,
             window_len=windows.window_len,

@@ -37,7 +37,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from components.data.splitting import Standardizer
-from components.data.windows import WindowSet
+from components.data.window_set import WindowSet
 from components.metrics import classification_metrics
 from components.training.augment import SensorAugment
 from components.training.modulation import ogm_ge

@@ -1,0 +1,181 @@
+"""The benchmark protocol: its fixed settings, the published reference, and what a run asks for.
+
+:class:`BenchmarkSettings` is what one ``har benchmark`` run trains (the command line maps
+1:1 onto it); :meth:`BenchmarkSettings.deviations` says why a run is not the full protocol.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+WINDOW_LENGTH_S = 3.0
+WINDOW_OVERLAP = 0.5
+FULL_EPOCHS = 100
+FULL_PATIENCE = 10
+PROTOCOL_TRAINER = {
+    "batch_size": 64,
+    "lr": 1e-3,
+    "weight_decay": 1e-4,
+    "val_share": 0.2,
+    "modality_dropout": 0.1,
+    # sensor augmentation for every model (chosen on validation subjects: benchmarks/augment_selection.py)
+    "augment_rotation_deg": 60.0,
+    "augment_gain_std": 0.1,
+}
+BASELINES = ("cmdhar", "tinyhar", "deepconvlstm", "cnn")
+# CMD-HAR with one part removed, and with OGM-GE added (off by default since 2026-11-28)
+ABLATIONS = (
+    "cmdhar-no-disentangle",
+    "cmdhar-with-modulation",
+    "cmdhar-no-attention",
+    "cmdhar-no-decomposition",
+)
+# default holdout split per dataset (test, validation); others: last subject, val_share
+HOLDOUT_DEFAULTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {"dsads": (("8",), ("7",))}
+
+PROTOCOL_DESCRIPTION = (
+    "Windows of 3 s with 50 % overlap at the native sampling rate (majority label); "
+    "subject-wise splits; validation = 20 % of the training subjects (val_share=0.2, "
+    "seeded) unless named; per-channel standardisation fitted on the training subjects; "
+    "AdamW lr 1e-3, weight decay 1e-4, cosine schedule, class-weighted cross-entropy, "
+    "batch 64, up to 100 epochs, early stopping on validation macro-F1 with patience 10 "
+    "and the best weights restored; CMD-HAR models: default loss weights, no gradient "
+    "modulation (OGM-GE only in cmdhar-with-modulation), fusion modality dropout 0.1. "
+    "Metrics on the test subjects only: macro-F1 "
+    "(headline), accuracy, balanced accuracy, G-mean of per-class recall, per-class F1."
+)
+
+PUBLISHED_REFERENCE: dict[str, Any] = {
+    "source": "WHAR Arena, cross-subject (leave-subject-group-out) macro-F1",
+    "metric": "macro_f1",
+    "note": "published numbers for orientation only: different splits/seeds than this harness",
+    "datasets": {
+        "dsads": {
+            "Random Forest": 0.893,
+            "DynamicWHAR": 0.878,
+            "CNN-HAR": 0.869,
+            "TinyHAR": 0.868,
+            "Attend-and-Discriminate": 0.862,
+            "DeepConvLSTM": 0.820,
+        },
+        "usc-had": {"MLP-Mixer": 0.788, "TinyHAR": 0.781, "CNN-HAR": 0.762, "DeepConvLSTM": 0.735},
+    },
+}
+
+
+@dataclass
+class BenchmarkSettings:
+    """What to run (the command line maps 1:1 onto this).
+
+    Attributes:
+        dataset: dataset folder under ``data_dir`` (imported first if missing).
+        protocol: ``holdout`` or ``loso``.
+        models: registry names to benchmark.
+        ablations: also run the four ``cmdhar-no-*`` ablations.
+        seeds: number of seeds (0 .. seeds-1) per fold and model.
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (training only; latency is CPU).
+        jobs: parallel worker processes.
+        epochs: epoch cap (the full protocol is 100).
+        patience: early-stopping patience (the full protocol is 10).
+        subjects: restrict to these subject ids (smoke runs).
+        folds: run only these folds: fold names (``loso-3``) or test-subject ids (``3``).
+        test_subjects / val_subjects: holdout override (default per dataset).
+        val_share: share of training subjects used for validation when not named.
+        data_dir: data folder (default ``components.config.data_dir()``).
+        out: results folder (default ``<repo>/benchmarks/results``).
+        batch_size, lr, weight_decay: trainer settings of the protocol.
+        modality_dropout: fusion-token dropout for CMD-HAR models (as ``configs/train.yaml``;
+            what makes the missing-modality scores meaningful; ignored by the baselines).
+        augment_rotation_deg / augment_gain_std: training-window sensor augmentation
+            (:mod:`components.training.augment`), the same for every model.
+        latency_runs: timed batch-1 calls per latency measurement (p50 over these).
+        efficiency: measure params/MACs/ONNX/latency (off only to save time in tests).
+        executor: ``processes``, ``threads`` or ``auto`` (threads on CUDA, else processes).
+        time_budget_s: start no task after this many seconds of training (None: no limit).
+        ledger: folder that keeps every finished training (:mod:`components.benchmark.ledger`);
+            a later run with the same fingerprint trains only what is missing.
+        hparams: model name -> constructor keyword arguments (e.g. ``{"cmdhar": {"d_model": 24}}``,
+            parsed from ``--hparams cmdhar.d_model=24`` by :func:`parse_hparams`); recorded in the
+            result and in that model's ledger fingerprint. Empty: every model at its defaults.
+    """
+
+    dataset: str = "dsads"
+    protocol: str = "loso"
+    models: list[str] = field(default_factory=lambda: list(BASELINES))
+    ablations: bool = False
+    seeds: int = 1
+    device: str = "auto"
+    jobs: int = 1
+    epochs: int = FULL_EPOCHS
+    patience: int = FULL_PATIENCE
+    subjects: list[str] | None = None
+    folds: list[str] | None = None
+    test_subjects: list[str] | None = None
+    val_subjects: list[str] | None = None
+    val_share: float = 0.2
+    data_dir: Path | None = None
+    out: Path | None = None
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    modality_dropout: float = 0.1
+    augment_rotation_deg: float = PROTOCOL_TRAINER["augment_rotation_deg"]
+    augment_gain_std: float = PROTOCOL_TRAINER["augment_gain_std"]
+    latency_runs: int = 200
+    efficiency: bool = True
+    executor: str = "auto"
+    time_budget_s: float | None = None
+    ledger: Path | None = None
+    hparams: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def model_names(self) -> list[str]:
+        names = list(dict.fromkeys(self.models))
+        if self.ablations:
+            names += [a for a in ABLATIONS if a not in names]
+        return names
+
+    def trainer_settings(self) -> dict[str, float]:
+        return {k: getattr(self, k) for k in PROTOCOL_TRAINER}
+
+    def deviations(self) -> list[str]:
+        """Why this run is not the full protocol (empty list = complete)."""
+        out = []
+        if self.epochs < FULL_EPOCHS:
+            out.append(f"epochs capped at {self.epochs} (protocol: {FULL_EPOCHS})")
+        if self.patience != FULL_PATIENCE:
+            out.append(f"patience {self.patience} (protocol: {FULL_PATIENCE})")
+        if self.subjects:
+            out.append(f"subjects restricted to {self.subjects}")
+        if self.folds:
+            out.append(f"folds restricted to {self.folds}")
+        if self.test_subjects or self.val_subjects:
+            out.append(f"test/val subjects overridden ({self.test_subjects} / {self.val_subjects})")
+        if self.trainer_settings() != PROTOCOL_TRAINER:
+            out.append("trainer settings differ from the protocol")
+        return out
+
+
+def parse_hparams(text: str | None) -> dict[str, dict[str, Any]]:
+    """``"cmdhar.d_model=24,cmdhar.n_heads=2,tinyhar.filter_num=16"`` -> ``{model: {key: value}}``.
+
+    Values are read as JSON where they parse (``24`` -> int, ``true`` -> bool, ``0.5`` -> float),
+    else kept as strings. Raises ``ValueError`` on an item that is not ``MODEL.KEY=VALUE``.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for item in (text or "").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        target, sep, raw = (part.strip() for part in item.partition("="))
+        model, dot, key = (part.strip() for part in target.rpartition("."))
+        if not sep or not dot or not model or not key or not raw:
+            raise ValueError(f"--hparams item {item!r} is not MODEL.KEY=VALUE (e.g. cmdhar.d_model=24)")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        out.setdefault(model, {})[key] = value
+    return out
