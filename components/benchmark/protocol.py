@@ -26,7 +26,7 @@ PROTOCOL_TRAINER = {
     "augment_gain_std": 0.1,
 }
 BASELINES = ("cmdhar", "tinyhar", "deepconvlstm", "cnn")
-# CMD-HAR with one part removed, and with OGM-GE added (off by default since 2026-11-28)
+# CMD-HAR with one part removed, and with OGM-GE gradient modulation added (cmdhar trains without it)
 ABLATIONS = (
     "cmdhar-no-disentangle",
     "cmdhar-with-modulation",

@@ -1,10 +1,10 @@
-"""The model issue's targets, checked from one benchmark result (the JSON ``run_benchmark`` writes).
+"""The model targets, checked from one benchmark result (the JSON ``run_benchmark`` writes).
 
 Each check is a row ``{"target", "value", "status", "note"}`` with ``status`` one of
 ``met``, ``missed`` or ``not measured``. A check is only ``met`` or ``missed`` on a
 complete LOSO result (every fold, every seed, the full protocol) in which every model it
 compares has all its runs; otherwise it says what is missing, and any partial number it
-can compute goes to ``note``, never to ``status``. The targets (issue 3):
+can compute goes to ``note``, never to ``status``. The targets:
 
 * CMD-HAR mean test macro-F1 >= 0.90 on DSADS and >= 0.80 on USC-HAD;
 * on DSADS, above every published cross-subject number and above our own TinyHAR and

@@ -13,7 +13,7 @@ gives logits. The CMD-HAR ablations map to constructor switches::
 a training-time switch; the architecture of ``cmdhar-with-modulation`` equals ``cmdhar``).
 CMD-HAR trains without it by default: it lost on DSADS validation subjects and tied on
 USC-HAD's (``benchmarks/augment_selection.py``, docs/model_card.md "Ablations"), so
-``cmdhar-with-modulation`` - the default until 2026-11-28 - is the comparison run.
+``cmdhar-with-modulation`` is the comparison run.
 Baselines are imported lazily so a missing module only fails when it is built.
 
 ``save_model`` writes ``<dir>/weights.pt`` (``torch.save`` of the state dict - tensors

@@ -56,7 +56,7 @@ def registered_model_name(config: dict[str, Any]) -> str:
 def _ref(mv: Any) -> ModelRef:
     tags = dict(mv.tags or {})
     version = tags.get("data_version")
-    if not version:  # older versions: fall back to the training run's tag
+    if not version:  # a version without the tag: the training run's tag
         try:
             version = tracking.client().get_run(mv.run_id).data.tags.get("data_version")
         except Exception:  # noqa: BLE001 - a deleted run: lineage is simply unknown

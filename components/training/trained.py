@@ -39,7 +39,7 @@ def preprocessing_from_split(split: SplitWindows) -> dict[str, Any]:
         "mean": list(split.standardizer.mean),
         "std": list(split.standardizer.std),
         "input": "raw sensor units, (batch, channels, time) in channel_names order",
-        # the manifest's physical range per channel (as validated); absent in windows cut before it was recorded
+        # the manifest's physical range per channel (as validated), when the windows' provenance has it
         **({"channel_ranges": ws.provenance["channel_ranges"]} if "channel_ranges" in ws.provenance else {}),
     }
 

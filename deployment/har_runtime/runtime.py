@@ -190,7 +190,7 @@ class Classifier:
         self.rate_hz = float(preprocessing["sampling_rate_hz"])
         self._index = {name: i for i, name in enumerate(self.channel_names)}
         # the manifest's physical range per channel (preprocessing.json, written at export);
-        # models exported before it was recorded have none, and then nothing is checked
+        # a preprocessing.json without ranges: nothing is checked
         self.channel_ranges: dict[str, dict[str, Any]] | None = preprocessing.get("channel_ranges")
         self.range_check = bool(range_check and self.channel_ranges)
         if self.channel_ranges:
