@@ -374,17 +374,14 @@ def _run_config(name: str, overrides: dict[str, str], args, ctx: dict[str, Any])
     single = _window_bodies(x, 1)
     print(f"[{name}] {overrides or 'defaults'}", flush=True)
 
-    # (a) the framework floor, shared by configurations with the same framework knobs
-    fkey = json.dumps({k: env.get(k) for k in FRAMEWORK_KNOBS}, sort_keys=True)
-    if fkey not in ctx["noop"]:
-        with _serve(["--working-dir", "benchmarks", "noop_service:NoopService"], env, log) as port:
-            seq = _sequential(port, "/noop", single, args.requests)
-            ctx["noop"][fkey] = {
-                "measured_in": name,
-                "sequential_b64": seq,
-                "load": _load(port, "/noop", single, CLIENTS, args.seconds, 1),
-            }
-    noop = ctx["noop"][fkey]
+    # (a) the framework floor, with this configuration's framework knobs, measured again for
+    # every configuration: on a shared machine a floor from minutes earlier is no floor
+    with _serve(["--working-dir", "benchmarks", "noop_service:NoopService"], env, log) as port:
+        noop = {
+            "framework_knobs": {k: env.get(k) for k in FRAMEWORK_KNOBS},
+            "sequential_b64": _sequential(port, "/noop", single, args.requests),
+            "load": _load(port, "/noop", single, CLIENTS, args.seconds, 1),
+        }
 
     with _serve([], env, log) as port:
         meta = _post_json(port, "/metadata")
@@ -469,6 +466,7 @@ def _headline(c: dict[str, Any]) -> dict[str, Any]:
     """The numbers to compare configurations by."""
     return {
         "noop_floor_requests_per_s": c["a_noop_floor"]["load"]["requests_per_s"],
+        "noop_sequential_p50_ms": c["a_noop_floor"]["sequential_b64"]["p50_ms"],
         "single_window_requests_per_s": c["b_single_window"]["requests_per_s"],
         "single_window_vs_noop_floor": c["b_single_window"]["vs_noop_floor"],
         "multi_window_windows_per_s": {n: m["windows_per_s"] for n, m in c["c_multi_window"].items()},
@@ -546,7 +544,7 @@ def main() -> None:
         "save_to_bentoml(Path(sys.argv[1]), 'bench-model', {'stage': 'champion'})"
     )
     subprocess.run([sys.executable, "-c", code, str(bundle)], env=env, check=True, cwd=REPO_ROOT)
-    ctx = {"x": x, "rate_hz": float(pre["sampling_rate_hz"]), "env": env, "home": home, "bundle": bundle, "noop": {}}
+    ctx = {"x": x, "rate_hz": float(pre["sampling_rate_hz"]), "env": env, "home": home, "bundle": bundle}
     configs = {name: _run_config(name, CONFIGS[name], args, ctx) for name in names}
     comparisons = {"cmdhar": _ratios(bundle, x, args.requests)}
     if args.tinyhar_bundle:
