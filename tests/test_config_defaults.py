@@ -99,3 +99,31 @@ def test_run_parameters_replace_whole_blocks_as_zenml_does():
     assert run_parameters({}) == default_parameters() == TRAIN
     default_parameters()["trainer"]["lr"] = 1.0  # a fresh copy each time
     assert default_parameters()["trainer"]["lr"] == TRAIN["trainer"]["lr"]
+
+
+def test_benchmark_protocol_has_one_source():
+    """The harness and `har benchmark` take the protocol from components/benchmark/protocol.py,
+    and a default run is the complete protocol (no train.yaml time budget leaks into it)."""
+    import typer
+
+    from components.benchmark import protocol
+    from components.benchmark.command import benchmark
+    from components.benchmark.harness import PROTOCOL_DESCRIPTION, BenchmarkSettings
+
+    settings = BenchmarkSettings()
+    assert settings.trainer_settings() == protocol.TRAINER and settings.deviations() == []
+    assert (settings.epochs, settings.patience, settings.seeds) == (protocol.EPOCHS, protocol.PATIENCE, protocol.SEEDS)
+    options = {k: p.default for k, p in inspect.signature(benchmark).parameters.items()}
+    assert all(isinstance(o, typer.models.OptionInfo) for o in options.values())
+    got = {k: options[k].default for k in ("epochs", "patience", "seeds", "modality_dropout")}
+    assert got == {
+        "epochs": protocol.EPOCHS,
+        "patience": protocol.PATIENCE,
+        "seeds": protocol.SEEDS,
+        "modality_dropout": protocol.TRAINER["modality_dropout"],
+    }
+    assert options["augment_rotation"].default == protocol.TRAINER["augment_rotation_deg"]
+    assert options["augment_gain"].default == protocol.TRAINER["augment_gain_std"]
+    assert f"up to {protocol.EPOCHS} epochs" in PROTOCOL_DESCRIPTION
+    assert f"patience {protocol.PATIENCE}" in PROTOCOL_DESCRIPTION
+    assert protocol.TIME_BUDGET_MIN is None  # the benchmark trains to patience or the cap

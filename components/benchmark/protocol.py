@@ -67,7 +67,7 @@ def holdout_help(which: str) -> str:
     index = 0 if which == "test" else 1
     named = "; ".join(f"{d} {','.join(s[index])}" for d, s in HOLDOUT_SUBJECTS.items())
     other = "the last subject" if which == "test" else "val_share of the others"
-    return f"holdout {which} subjects (default: {named}; else {other})"
+    return f"holdout {'test' if which == 'test' else 'validation'} subjects (default: {named}; else {other})"
 
 
 def as_dict() -> dict[str, Any]:
