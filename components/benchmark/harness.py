@@ -1,11 +1,7 @@
 """Cross-subject benchmark harness: folds x seeds x models -> JSON + Markdown results.
 
-Protocol (the WHAR Arena one, see :data:`PROTOCOL_DESCRIPTION`): 3 s windows with 50 %
-overlap at the native rate; subject-wise splits (``holdout`` or ``loso``); validation =
-``val_share`` (20 %) of the training subjects; per-channel standardisation fitted on the
-training subjects; AdamW (lr 1e-3, wd 1e-4), cosine schedule, class-weighted CE,
-batch 64, up to 100 epochs, early stopping on validation macro-F1 (patience 10) with
-the best weights restored. Test metrics are computed on the fold's test subjects only.
+The protocol (the WHAR Arena one: windows, subject-wise splits, trainer, epochs, patience,
+seeds, validation subjects) is :mod:`components.benchmark.protocol`, its single source.
 
 Every (model, fold, seed) is one *task*; tasks run in ``jobs`` spawned processes (each
 with ``max(1, cpu_count // jobs)`` torch threads), or in-process when ``jobs == 1``. On
@@ -48,6 +44,12 @@ from typing import Any
 import numpy as np
 
 from components.benchmark.ledger import Ledger, code_fingerprint, code_scope, fold_order
+from components.benchmark.protocol import EPOCHS as FULL_EPOCHS
+from components.benchmark.protocol import HOLDOUT_SUBJECTS as HOLDOUT_DEFAULTS
+from components.benchmark.protocol import PATIENCE as FULL_PATIENCE
+from components.benchmark.protocol import SEEDS, TIME_BUDGET_MIN, VAL_SHARE, WINDOW_LENGTH_S, WINDOW_OVERLAP
+from components.benchmark.protocol import TRAINER as PROTOCOL_TRAINER
+from components.benchmark.protocol import describe as describe_protocol
 from components.benchmark.targets import check_targets, render_targets
 from components.config import REPO_ROOT
 from components.config import data_dir as default_data_dir
@@ -59,20 +61,6 @@ from components.metrics import classification_metrics
 from components.models.spec import InputSpec
 from components.provenance import git_info
 
-WINDOW_LENGTH_S = 3.0
-WINDOW_OVERLAP = 0.5
-FULL_EPOCHS = 100
-FULL_PATIENCE = 10
-PROTOCOL_TRAINER = {
-    "batch_size": 64,
-    "lr": 1e-3,
-    "weight_decay": 1e-4,
-    "val_share": 0.2,
-    "modality_dropout": 0.1,
-    # sensor augmentation for every model (chosen on validation subjects: benchmarks/augment_selection.py)
-    "augment_rotation_deg": 60.0,
-    "augment_gain_std": 0.1,
-}
 BASELINES = ("cmdhar", "tinyhar", "deepconvlstm", "cnn")
 # CMD-HAR with one part removed, and with OGM-GE added (off by default since 2026-11-28)
 ABLATIONS = (
@@ -81,20 +69,7 @@ ABLATIONS = (
     "cmdhar-no-attention",
     "cmdhar-no-decomposition",
 )
-# default holdout split per dataset (test, validation); others: last subject, val_share
-HOLDOUT_DEFAULTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {"dsads": (("8",), ("7",))}
-
-PROTOCOL_DESCRIPTION = (
-    "Windows of 3 s with 50 % overlap at the native sampling rate (majority label); "
-    "subject-wise splits; validation = 20 % of the training subjects (val_share=0.2, "
-    "seeded) unless named; per-channel standardisation fitted on the training subjects; "
-    "AdamW lr 1e-3, weight decay 1e-4, cosine schedule, class-weighted cross-entropy, "
-    "batch 64, up to 100 epochs, early stopping on validation macro-F1 with patience 10 "
-    "and the best weights restored; CMD-HAR models: default loss weights, no gradient "
-    "modulation (OGM-GE only in cmdhar-with-modulation), fusion modality dropout 0.1. "
-    "Metrics on the test subjects only: macro-F1 "
-    "(headline), accuracy, balanced accuracy, G-mean of per-class recall, per-class F1."
-)
+PROTOCOL_DESCRIPTION = describe_protocol()
 
 PUBLISHED_REFERENCE: dict[str, Any] = {
     "source": "WHAR Arena, cross-subject (leave-subject-group-out) macro-F1",
@@ -126,8 +101,8 @@ class BenchmarkSettings:
         seeds: number of seeds (0 .. seeds-1) per fold and model.
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (training only; latency is CPU).
         jobs: parallel worker processes.
-        epochs: epoch cap (the full protocol is 100).
-        patience: early-stopping patience (the full protocol is 10).
+        epochs: epoch cap (protocol: :data:`components.benchmark.protocol.EPOCHS`).
+        patience: early-stopping patience (protocol: :data:`components.benchmark.protocol.PATIENCE`).
         subjects: restrict to these subject ids (smoke runs).
         folds: run only these folds: fold names (``loso-3``) or test-subject ids (``3``).
         test_subjects / val_subjects: holdout override (default per dataset).
@@ -154,7 +129,7 @@ class BenchmarkSettings:
     protocol: str = "loso"
     models: list[str] = field(default_factory=lambda: list(BASELINES))
     ablations: bool = False
-    seeds: int = 1
+    seeds: int = SEEDS
     device: str = "auto"
     jobs: int = 1
     epochs: int = FULL_EPOCHS
@@ -163,13 +138,13 @@ class BenchmarkSettings:
     folds: list[str] | None = None
     test_subjects: list[str] | None = None
     val_subjects: list[str] | None = None
-    val_share: float = 0.2
+    val_share: float = VAL_SHARE
     data_dir: Path | None = None
     out: Path | None = None
-    batch_size: int = 64
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    modality_dropout: float = 0.1
+    batch_size: int = PROTOCOL_TRAINER["batch_size"]
+    lr: float = PROTOCOL_TRAINER["lr"]
+    weight_decay: float = PROTOCOL_TRAINER["weight_decay"]
+    modality_dropout: float = PROTOCOL_TRAINER["modality_dropout"]
     augment_rotation_deg: float = PROTOCOL_TRAINER["augment_rotation_deg"]
     augment_gain_std: float = PROTOCOL_TRAINER["augment_gain_std"]
     latency_runs: int = 200
@@ -346,6 +321,7 @@ def run_task(task: dict[str, Any]) -> dict[str, Any]:
             device=task["device"],
             progress=False,
             deadline=task.get("deadline"),
+            time_budget_min=TIME_BUDGET_MIN,
         )
         result = train_model(model, train, val, cfg, split.standardizer)
         probs = predict(model, test.x)
