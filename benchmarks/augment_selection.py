@@ -291,7 +291,13 @@ def run_one(variant: str, val_subject: str, epochs: int, data_dir: str, dataset:
     model = build_variant_model(variant, InputSpec.from_windows(tr))
     axis = settings.get("augment_rotation_axis", "random")
     cfg = TrainConfig(
-        epochs=epochs, patience=10, modality_dropout=0.1, progress=False, seed=seed, **trainer_settings(variant)
+        epochs=epochs,
+        patience=10,
+        modality_dropout=0.1,
+        time_budget_min=None,  # every variant trains to patience or the cap
+        progress=False,
+        seed=seed,
+        **trainer_settings(variant),
     )
     t0 = time.time()
     if axis == "gravity":  # the trainer builds its augmentation from this name: swap it for this run

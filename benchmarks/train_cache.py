@@ -26,6 +26,7 @@ from pathlib import Path
 import yaml
 
 from benchmarks.common import REPO_ROOT, environment, write_result
+from components.config import run_parameters
 
 
 def har(env: dict, *args: str) -> tuple[float, str]:
@@ -56,7 +57,7 @@ def main() -> None:
     args = parser.parse_args()
     config = yaml.safe_load(args.config.read_text())
     config.pop("steps", None)  # isolated stack without the MLflow tracker component
-    params = config["parameters"]
+    params = config["parameters"] = run_parameters(config)  # an overlay (configs/cluster.yaml) in full
     if args.subjects:
         subjects = args.subjects.split(",")
         params["subjects"] = subjects

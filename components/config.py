@@ -7,6 +7,8 @@ so ``zenml pipeline run pipelines.data_pipeline -c configs/data.yaml`` and
 
 from __future__ import annotations
 
+import copy
+import functools
 import os
 from dataclasses import fields
 from pathlib import Path
@@ -27,6 +29,36 @@ TELEMETRY_OFF = {
     "MLFLOW_DISABLE_TELEMETRY": "true",
     "ZENML_LOGGING_VERBOSITY": "WARNING",
 }
+
+
+# the reference run config: its ``parameters:`` are train_pipeline's defaults, and the config
+# dataclasses' defaults equal them (tests/test_config_defaults.py)
+TRAIN_CONFIG = REPO_ROOT / "configs" / "train.yaml"
+
+
+@functools.cache
+def _parameters_text(path: Path) -> str:
+    try:
+        params = (yaml.safe_load(path.read_text()) or {}).get("parameters")
+    except OSError as e:
+        raise FileNotFoundError(f"{path} is missing or unreadable ({e}): it holds train_pipeline's defaults") from e
+    if not isinstance(params, dict) or not params:
+        raise ValueError(f"{path} has no parameters: block; it holds train_pipeline's defaults")
+    return yaml.safe_dump(params)
+
+
+def default_parameters(base: Path = TRAIN_CONFIG) -> dict[str, Any]:
+    """``configs/train.yaml``'s ``parameters:`` (a fresh copy): what train_pipeline runs with when
+    a run config leaves a parameter out (configs/cluster.yaml, configs/schedule.yaml).
+    ``base``: another checkout's train.yaml."""
+    return yaml.safe_load(_parameters_text(Path(base)))
+
+
+def run_parameters(config: dict[str, Any], base: Path = TRAIN_CONFIG) -> dict[str, Any]:
+    """The parameters train_pipeline runs ``config`` (a whole run config) with: the defaults of
+    :func:`default_parameters`, each replaced whole by the config's value where it gives one
+    (as ZenML passes ``parameters:`` to the pipeline function; blocks are not merged key by key)."""
+    return {**default_parameters(base), **copy.deepcopy(config.get("parameters") or {})}
 
 
 def data_dir() -> Path:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from components.config import build
+from components.config import build, run_parameters
 from components.data.manifest import Manifest, ManifestError
 from components.data.recordings import read_index
 from components.data.splitting import SplitConfig, _sorted_ids
@@ -185,7 +185,7 @@ def _other_datasets_model(key: str, name: str | None, dataset: str, data_dir: Pa
 
 def check_run_config(cfg: dict[str, Any], data_dir: Path) -> list[str]:
     """:func:`check_train_parameters` plus the ZenML ``model:`` block of a whole run config."""
-    params = cfg.get("parameters") or {}
+    params = run_parameters(cfg)
     dataset = str(params.get("dataset", "dsads"))
     zenml_model = (cfg.get("model") or {}).get("name")
     return _other_datasets_model("model.name", zenml_model, dataset, data_dir) + check_train_parameters(

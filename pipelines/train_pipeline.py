@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from zenml import get_pipeline_context, pipeline
 
-from components.config import data_dir
+from components.config import data_dir, default_parameters
 from components.train_config import registered_model_name, require_valid_parameters
 from pipelines.data_pipeline import prepare_data
 from steps.build_edge_bundle import build_edge_bundle_step
@@ -17,30 +17,36 @@ from steps.promote_model import promote_model_step
 from steps.simulate_edge import simulate_edge_step
 from steps.train_model import train_model_step
 
+# configs/train.yaml's parameters are the defaults: a run config that leaves one out
+# (configs/cluster.yaml, configs/schedule.yaml) runs with train.yaml's value
+DEFAULTS = default_parameters()
+
 
 @pipeline(name="train_pipeline", on_failure=notify_on_failure)
 def train_pipeline(
-    dataset: str = "dsads",
-    source: str | None = None,
-    subjects: list[str] | None = None,
-    validation: dict | None = None,
-    window: dict | None = None,
-    split: dict | None = None,
-    fold: int = 0,
-    model: dict | None = None,
-    trainer: dict | None = None,
-    export: dict | None = None,
-    promotion: dict | None = None,
-    edge: dict | None = None,
-    registered_model: str | None = None,
-    stop_if_unchanged: bool = False,
+    dataset: str = DEFAULTS["dataset"],
+    source: str | None = DEFAULTS["source"],
+    subjects: list[str] | None = DEFAULTS["subjects"],
+    validation: dict | None = DEFAULTS["validation"],
+    window: dict | None = DEFAULTS["window"],
+    split: dict | None = DEFAULTS["split"],
+    fold: int = DEFAULTS["fold"],
+    model: dict | None = DEFAULTS["model"],
+    trainer: dict | None = DEFAULTS["trainer"],
+    export: dict | None = DEFAULTS["export"],
+    promotion: dict | None = DEFAULTS["promotion"],
+    edge: dict | None = DEFAULTS["edge"],
+    registered_model: str | None = DEFAULTS["registered_model"],
+    stop_if_unchanged: bool = DEFAULTS.get("stop_if_unchanged", False),
 ) -> None:
     """Versioned data -> cross-subject-validated model -> gated promotion -> BentoML model.
 
-    The parameters are checked against the dataset before any step runs;
-    ``registered_model`` defaults to ``cmd-har-<dataset>``. ``stop_if_unchanged``
-    (scheduled runs) stops the run after ingest when ``registered_model`` was already
-    trained on its data version.
+    Every parameter defaults to ``configs/train.yaml``'s value; a parameter given in the run
+    config replaces that value whole (a ``trainer:`` block without ``lr`` gets the
+    :class:`~components.training.trainer.TrainConfig` default, which is train.yaml's too).
+    The parameters are checked against the dataset before any step runs; ``registered_model:
+    null`` means ``cmd-har-<dataset>``. ``stop_if_unchanged`` (scheduled runs) stops the run
+    after ingest when ``registered_model`` was already trained on its data version.
     """
     extra = get_pipeline_context().extra
     if extra.get("cron_expression") and not extra.get("scheduled_for"):
@@ -74,7 +80,7 @@ def train_pipeline(
         reimport=False,
         stop_if_trained=registered_model if stop_if_unchanged else None,
     )
-    trained, run_id = train_model_step(fold_split, model=model or {"name": "cmdhar"}, trainer=trainer)
+    trained, run_id = train_model_step(fold_split, model=model or DEFAULTS["model"], trainer=trainer)
     metrics, _ = evaluate_model_step(trained, fold_split, run_id)
     exported = export_model_step(trained, fold_split, run_id, **(export or {}))
     decision = promote_model_step(

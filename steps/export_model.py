@@ -9,7 +9,7 @@ from zenml import log_metadata, step
 from components import tracking
 from components.data.splitting import SplitWindows
 from components.export.exported import ExportedModel
-from components.export.pipeline import export_and_measure
+from components.export.pipeline import CALIBRATION_WINDOWS, MAX_VAL_INT8_F1_DROP, export_and_measure
 from components.training.trained import TrainedModel
 from steps.materializers import ExportedModelMaterializer
 
@@ -19,8 +19,8 @@ def export_model_step(
     trained_model: TrainedModel,
     split: SplitWindows,
     mlflow_run_id: str,
-    calibration_windows: int = 1024,
-    max_val_int8_f1_drop: float | None = 0.0025,
+    calibration_windows: int = CALIBRATION_WINDOWS,
+    max_val_int8_f1_drop: float | None = MAX_VAL_INT8_F1_DROP,
 ) -> Annotated[ExportedModel, "exported_model"]:
     """torch -> ONNX (fp32, parity-checked) -> int8 (static QDQ, calibrated on training windows).
 

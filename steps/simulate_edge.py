@@ -12,7 +12,15 @@ from components import tracking
 from components.data.splitting import SplitWindows
 from components.data.versioning import materialize
 from components.edge.bundle import EdgeBundle
-from components.edge.simulate import load_profile, load_streams, plot_timeline, simulate
+from components.edge.simulate import (
+    DEFAULT_MAX_RECORDINGS,
+    DEFAULT_MAX_SECONDS,
+    DEFAULT_PROFILES,
+    load_profile,
+    load_streams,
+    plot_timeline,
+    simulate,
+)
 
 
 @step(enable_cache=False)
@@ -21,8 +29,8 @@ def simulate_edge_step(
     split: SplitWindows,
     mlflow_run_id: str,
     profiles: list[str] | None = None,
-    max_recordings: int | None = None,
-    max_seconds: float | None = 60.0,
+    max_recordings: int | None = DEFAULT_MAX_RECORDINGS,
+    max_seconds: float | None = DEFAULT_MAX_SECONDS,
 ) -> Annotated[dict, "edge_simulation"]:
     """Replay held-out test recordings (of the split's data version) through the int8 bundle
     under each edge profile.
@@ -35,7 +43,7 @@ def simulate_edge_step(
         edge_bundle: the bundle (empty: no new champion).
         split: its split (the test subjects whose recordings are replayed).
         mlflow_run_id: the candidate's training run.
-        profiles: ``configs/edge/<name>.yaml`` names (default: phone, mcu).
+        profiles: ``configs/edge/<name>.yaml`` names (default: ``DEFAULT_PROFILES``).
         max_recordings: replay only the first N test recordings (None: all).
         max_seconds: cut each recording to this many seconds (None: whole).
     """
@@ -48,7 +56,7 @@ def simulate_edge_step(
     with tracking.run_context(mlflow_run_id), tempfile.TemporaryDirectory() as tmp, edge_bundle.unpacked() as bundle:
         import mlflow
 
-        for name in profiles or ["phone", "mcu"]:
+        for name in profiles or DEFAULT_PROFILES:
             result = simulate(bundle, streams, load_profile(name), progress=False)
             r = result.report
             mlflow.log_metrics({f"edge.{name}.{k}": float(v) for k, v in r.items() if isinstance(v, int | float)})

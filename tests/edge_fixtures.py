@@ -40,7 +40,20 @@ def exported_small(small_split):
     tr, _, _ = small_split.standardized()
     net = build_model("cnn", InputSpec.from_windows(tr), channels=[16, 32, 32])
     every = tr.select(np.arange(0, len(tr), 4))
-    train_model(net, tr, every, TrainConfig(epochs=3, patience=3, progress=False, num_threads=2))
+    train_model(
+        net,
+        tr,
+        every,
+        TrainConfig(
+            epochs=3,
+            patience=3,
+            progress=False,
+            num_threads=2,
+            augment_rotation_deg=0.0,
+            augment_gain_std=0.0,
+            time_budget_min=None,
+        ),
+    )
     trained = TrainedModel(net, preprocessing_from_split(small_split))
     return export_and_measure(trained, small_split, calibration_windows=128)
 

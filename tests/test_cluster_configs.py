@@ -2,7 +2,10 @@
 
 - configs/cluster.yaml and configs/schedule.yaml compile with ZenML's own compiler
   (the same path as `zenml pipeline run`) against train_pipeline; the schedule is a
-  valid cron; model, parameters and gates equal configs/train.yaml's;
+  valid cron; they are overlays of configs/train.yaml: no parameters of their own (the schedule's
+  stop_if_unchanged aside), so the compiled run has train.yaml's parameters (train_pipeline's
+  defaults), a parameter written in the overlay still replaces its default, and model and
+  steps equal train.yaml's;
 - settings.docker installs requirements-cluster.lock (tests/test_cluster_lock.py checks the lock)
   with pip and no stack requirements on top: ZenML's image builder writes the lock as the only
   requirements file and one `pip install` of it;
@@ -40,11 +43,14 @@ def _load(name: str) -> dict:
 
 
 @pytest.mark.parametrize("name", CONFIGS)
-def test_same_model_parameters_and_gates_as_train_yaml(name):
+def test_an_overlay_of_train_yaml_same_model_parameters_and_gates(name):
+    from components.config import run_parameters
+
     train, cfg = _load("train.yaml"), _load(name)
     scheduled = name == "schedule.yaml"  # + newest pushed data, stop when nothing new
-    assert {k: v for k, v in cfg["parameters"].items() if k != "stop_if_unchanged"} == train["parameters"]
-    assert cfg["parameters"].get("stop_if_unchanged", False) is scheduled
+    # parameters come from train.yaml (train_pipeline's defaults): the overlay writes none of its own
+    assert cfg.get("parameters", {}) == ({"stop_if_unchanged": True} if scheduled else {})
+    assert run_parameters(cfg) == {**train["parameters"], **({"stop_if_unchanged": True} if scheduled else {})}
     assert cfg["model"] == train["model"]
     for step, options in train["steps"].items():
         assert cfg["steps"][step] == options
@@ -102,6 +108,9 @@ for path in sys.argv[2:]:
         "tracker": steps["train_model_step"].config.experiment_tracker,
         "cron": schedule.cron_expression if schedule else None,
         "steps": sorted(steps),
+        "parameters": snapshot.pipeline_spec.parameters,  # what the pipeline function is called with
+        "trainer": steps["train_model_step"].config.parameters.get("trainer"),
+        "promotion": steps["promote_model_step"].config.parameters.get("promotion"),
     }
 print("RESULT" + json.dumps(out))
 """
@@ -112,6 +121,9 @@ def test_zenml_compiles_both_configs_and_reads_the_schedule(tmp_path):
 
     env = isolated_env(tmp_path)
     paths = [str(REPO_ROOT / "configs" / name) for name in CONFIGS]
+    override = tmp_path / "cluster-override.yaml"  # a parameter in the overlay replaces train.yaml's
+    override.write_text(yaml.safe_dump({**_load("cluster.yaml"), "parameters": {"trainer": {"epochs": 2}}}))
+    paths.append(str(override))
     for flavor in ("kubernetes", "kubeflow"):  # what `har schedule deploy` writes for each
         out = tmp_path / f"schedule.{flavor}.yaml"
         out.write_text(yaml.safe_dump(scheduled_run_config(_load("schedule.yaml"), flavor)))
@@ -120,7 +132,14 @@ def test_zenml_compiles_both_configs_and_reads_the_schedule(tmp_path):
                           env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.split("RESULT", 1)[1])
-    cluster, raw_schedule, k8s, kfp = (result[p] for p in paths)
+    cluster, raw_schedule, overridden, k8s, kfp = (result[p] for p in paths)
+    train = _load("train.yaml")["parameters"]
+    for got in (cluster, k8s, kfp):  # no parameters: block, yet train.yaml's model, trainer and gates
+        assert {k: v for k, v in got["parameters"].items() if k != "stop_if_unchanged"} == train
+        assert got["trainer"] == train["trainer"] and got["promotion"] == train["promotion"]
+    assert cluster["parameters"]["stop_if_unchanged"] is False and k8s["parameters"]["stop_if_unchanged"] is True
+    assert overridden["trainer"] == {"epochs": 2} and overridden["parameters"]["trainer"] == {"epochs": 2}
+    assert overridden["promotion"] == train["promotion"]
     assert "har schedule deploy" in raw_schedule["refused"]  # `zenml pipeline run -c configs/schedule.yaml`
     for got in (cluster, k8s, kfp):
         assert got["requirements"] == _load("cluster.yaml")["settings"]["docker"]["requirements"]

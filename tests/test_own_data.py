@@ -169,6 +169,7 @@ def test_config_copied_from_another_dataset_is_refused_before_any_step(csv_dir, 
     ingest(sorted(csv_dir.glob("*.csv")), new_data, dataset="team")
     cfg = _train_yaml()
     cfg["parameters"]["dataset"] = "team"
+    cfg["parameters"]["registered_model"] = "cmd-har-dsads"  # a config written for DSADS names its model
     cfg["parameters"]["window"]["length_s"] = 600.0
     cfg["parameters"]["split"] = {"protocol": "holdout", "test_subjects": ["2", "9"], "val_subjects": ["2"]}
     problems = check_run_config(cfg, new_data)

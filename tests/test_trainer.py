@@ -127,6 +127,9 @@ def _cfg(**kw) -> TrainConfig:
         progress=False,
         modality_dropout=0.2,
         num_threads=2,
+        augment_rotation_deg=0.0,  # these tests train without the split's standardiser
+        augment_gain_std=0.0,
+        time_budget_min=None,  # the tests that want a budget pass one
     )
     base.update(kw)
     return TrainConfig(**base)

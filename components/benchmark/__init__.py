@@ -1,5 +1,6 @@
 """Cross-subject benchmark of CMD-HAR and the baselines (``har benchmark``).
 
+* :mod:`components.benchmark.protocol` - the protocol's numbers (their one source);
 * :mod:`components.benchmark.harness` - folds x seeds x models in parallel processes,
   aggregated JSON + Markdown results: :mod:`~components.benchmark.protocol` (settings),
   :mod:`~components.benchmark.plan`, :mod:`~components.benchmark.execute`,

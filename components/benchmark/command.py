@@ -12,9 +12,10 @@ from pathlib import Path
 
 import typer
 
+from components.benchmark import protocol as proto
 from components.benchmark.harness import run_benchmark
 from components.benchmark.ledger import ledger_status, render_status
-from components.benchmark.protocol import BASELINES, PROTOCOL_TRAINER, BenchmarkSettings, parse_hparams
+from components.benchmark.protocol import BASELINES, BenchmarkSettings, parse_hparams
 
 DEFAULT_LEDGER = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "ledger"
 
@@ -32,33 +33,35 @@ def benchmark(
         "--ablations",
         help="also run cmdhar-no-disentangle/-no-attention/-no-decomposition and cmdhar-with-modulation",
     ),
-    seeds: int = typer.Option(1, "--seeds", help="seeds per fold and model (0..N-1)"),
+    seeds: int = typer.Option(proto.SEEDS, "--seeds", help="seeds per fold and model (0..N-1)"),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N (training device)"),
     jobs: int = typer.Option(1, "--jobs", "-j", help="parallel tasks (processes on CPU, threads on CUDA)"),
-    epochs: int = typer.Option(100, "--epochs", help="epoch cap (protocol: 100; fewer = smoke run)"),
-    patience: int = typer.Option(10, "--patience", help="early-stopping patience (protocol: 10)"),
+    epochs: int = typer.Option(
+        proto.EPOCHS, "--epochs", help=f"epoch cap (protocol: {proto.EPOCHS}; fewer = smoke run)"
+    ),
+    patience: int = typer.Option(
+        proto.PATIENCE, "--patience", help=f"early-stopping patience (protocol: {proto.PATIENCE})"
+    ),
     subjects: str | None = typer.Option(None, "--subjects", help="restrict to these subject ids (smoke run)"),
     folds: str | None = typer.Option(
         None, "--folds", help="run only these folds: fold names (loso-3) or test-subject ids (3)"
     ),
-    test_subjects: str | None = typer.Option(
-        None, "--test-subjects", help="holdout test subjects (default: dsads 8, else the last subject)"
-    ),
-    val_subjects: str | None = typer.Option(
-        None, "--val-subjects", help="holdout validation subjects (default: dsads 7, else val_share)"
-    ),
+    test_subjects: str | None = typer.Option(None, "--test-subjects", help=proto.holdout_help("test")),
+    val_subjects: str | None = typer.Option(None, "--val-subjects", help=proto.holdout_help("val")),
     data_dir: Path | None = typer.Option(None, "--data-dir", help="data folder (default: $HAR_DATA_DIR or data/)"),
     out: Path | None = typer.Option(None, "--out", help="results folder (default: benchmarks/results)"),
     modality_dropout: float = typer.Option(
-        0.1, "--modality-dropout", help="CMD-HAR fusion modality dropout (protocol: 0.1, as configs/train.yaml)"
+        proto.TRAINER["modality_dropout"],
+        "--modality-dropout",
+        help=f"CMD-HAR fusion modality dropout (protocol: {proto.TRAINER['modality_dropout']:g})",
     ),
     augment_rotation: float = typer.Option(
-        PROTOCOL_TRAINER["augment_rotation_deg"],
+        proto.TRAINER["augment_rotation_deg"],
         "--augment-rotation",
         help="training augmentation: random sensor-unit rotation up to this many degrees (every model)",
     ),
     augment_gain: float = typer.Option(
-        PROTOCOL_TRAINER["augment_gain_std"],
+        proto.TRAINER["augment_gain_std"],
         "--augment-gain",
         help="training augmentation: std of the random gain of each x/y/z triad (every model)",
     ),
@@ -89,8 +92,8 @@ def benchmark(
 ) -> None:
     """Benchmark models cross-subject and write <out>/<dataset>-<protocol>.json and .md.
 
-    Every (model, fold, seed) is trained with the protocol's trainer (AdamW, cosine,
-    class-weighted CE, batch 64, early stopping on validation macro-F1) and tested on
+    Every (model, fold, seed) is trained with the protocol's trainer (components/benchmark/protocol.py:
+    AdamW, cosine, class-weighted CE, early stopping on validation macro-F1) and tested on
     the fold's held-out subjects. Efficiency (parameters, MACs per window, ONNX size,
     batch-1 ONNX Runtime and torch latency on one CPU thread) is measured in the same
     run. Runs with capped epochs, other patience, or a subset of subjects/folds are

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from components.benchmark.plan import RunPlan
-from components.benchmark.protocol import BenchmarkSettings
+from components.benchmark.protocol import TIME_BUDGET_MIN, BenchmarkSettings
 from components.data.splitting import Fold, apply_fold
 from components.data.window_set import WindowSet
 from components.metrics import classification_metrics
@@ -119,6 +119,7 @@ def run_task(task: dict[str, Any]) -> dict[str, Any]:
             device=task["device"],
             progress=False,
             deadline=task.get("deadline"),
+            time_budget_min=TIME_BUDGET_MIN,
         )
         result = train_model(model, train, val, cfg, split.standardizer)
         probs = predict(model, test.x)

@@ -1,12 +1,7 @@
 """Cross-subject benchmark harness: folds x seeds x models -> JSON + Markdown results.
 
-Protocol (the WHAR Arena one, see :data:`~components.benchmark.protocol.PROTOCOL_DESCRIPTION`):
-3 s windows with 50 % overlap at the native rate; subject-wise splits (``holdout`` or
-``loso``); validation = ``val_share`` (20 %) of the training subjects; per-channel
-standardisation fitted on the training subjects; AdamW (lr 1e-3, wd 1e-4), cosine schedule,
-class-weighted CE, batch 64, up to 100 epochs, early stopping on validation macro-F1
-(patience 10) with the best weights restored. Test metrics are computed on the fold's test
-subjects only.
+The protocol (the WHAR Arena one: windows, subject-wise splits, trainer, epochs, patience,
+seeds, validation subjects) is :mod:`components.benchmark.protocol`, its single source.
 
 :func:`run_benchmark` is four steps, one module each:
 

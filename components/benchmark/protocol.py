@@ -1,7 +1,18 @@
-"""The benchmark protocol: its fixed settings, the published reference, and what a run asks for.
+"""The cross-subject benchmark protocol: the one place its numbers are written down.
+
+The harness (:mod:`components.benchmark.harness`), ``har benchmark``'s options and help
+(:mod:`components.benchmark.command`) and the result files (``protocol.description``)
+read them from here; the docs (``benchmarks/run_benchmark.md``, ``docs/model_card.md``)
+link here instead of restating them.
+
+Where the protocol differs from ``configs/train.yaml`` (the deployable model, whose
+values are the code defaults), it is on purpose: the benchmark trains to convergence
+(no wall-clock budget), picks validation subjects by ``val_share`` unless named, and
+compares the undeployed default ``cmdhar`` with its baselines.
 
 :class:`BenchmarkSettings` is what one ``har benchmark`` run trains (the command line maps
 1:1 onto it); :meth:`BenchmarkSettings.deviations` says why a run is not the full protocol.
+Nothing here imports ZenML, MLflow, DVC or torch.
 """
 
 from __future__ import annotations
@@ -11,20 +22,31 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-WINDOW_LENGTH_S = 3.0
+WINDOW_LENGTH_S = 3.0  # window length at the native sampling rate (majority label)
 WINDOW_OVERLAP = 0.5
-FULL_EPOCHS = 100
-FULL_PATIENCE = 10
-PROTOCOL_TRAINER = {
+EPOCHS = 100  # epoch cap; fewer makes a smoke run
+PATIENCE = 10  # epochs without a better validation macro-F1
+TIME_BUDGET_MIN = None  # no wall-clock budget: every model trains until patience or the cap
+SEEDS = 1  # seeds 0 .. SEEDS-1 per fold and model
+VAL_SHARE = 0.2  # share of the training subjects held out for validation when none are named
+# trainer settings of the protocol (a run with other values is not the full protocol)
+TRAINER: dict[str, float] = {
     "batch_size": 64,
     "lr": 1e-3,
     "weight_decay": 1e-4,
-    "val_share": 0.2,
-    "modality_dropout": 0.1,
+    "val_share": VAL_SHARE,
+    "modality_dropout": 0.1,  # CMD-HAR models' fusion-token dropout (ignored by the baselines)
     # sensor augmentation for every model (chosen on validation subjects: benchmarks/augment_selection.py)
     "augment_rotation_deg": 60.0,
     "augment_gain_std": 0.1,
 }
+# the holdout split per dataset (test subjects, validation subjects); other datasets: the last
+# subject for test and VAL_SHARE of the others for validation
+HOLDOUT_SUBJECTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {"dsads": (("8",), ("7",))}
+
+
+# the names the harness modules use
+FULL_EPOCHS, FULL_PATIENCE, PROTOCOL_TRAINER, HOLDOUT_DEFAULTS = EPOCHS, PATIENCE, TRAINER, HOLDOUT_SUBJECTS
 BASELINES = ("cmdhar", "tinyhar", "deepconvlstm", "cnn")
 # CMD-HAR with one part removed, and with OGM-GE gradient modulation added (cmdhar trains without it)
 ABLATIONS = (
@@ -33,20 +55,53 @@ ABLATIONS = (
     "cmdhar-no-attention",
     "cmdhar-no-decomposition",
 )
-# default holdout split per dataset (test, validation); others: last subject, val_share
-HOLDOUT_DEFAULTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {"dsads": (("8",), ("7",))}
 
-PROTOCOL_DESCRIPTION = (
-    "Windows of 3 s with 50 % overlap at the native sampling rate (majority label); "
-    "subject-wise splits; validation = 20 % of the training subjects (val_share=0.2, "
-    "seeded) unless named; per-channel standardisation fitted on the training subjects; "
-    "AdamW lr 1e-3, weight decay 1e-4, cosine schedule, class-weighted cross-entropy, "
-    "batch 64, up to 100 epochs, early stopping on validation macro-F1 with patience 10 "
-    "and the best weights restored; CMD-HAR models: default loss weights, no gradient "
-    "modulation (OGM-GE only in cmdhar-with-modulation), fusion modality dropout 0.1. "
-    "Metrics on the test subjects only: macro-F1 "
-    "(headline), accuracy, balanced accuracy, G-mean of per-class recall, per-class F1."
-)
+
+def _pct(x: float) -> str:
+    return f"{x * 100:g} %"
+
+
+def describe() -> str:
+    """The protocol in one paragraph (written into every result file)."""
+    t = TRAINER
+    return (
+        f"Windows of {WINDOW_LENGTH_S:g} s with {_pct(WINDOW_OVERLAP)} overlap at the native sampling rate "
+        f"(majority label); subject-wise splits; validation = {_pct(VAL_SHARE)} of the training subjects "
+        f"(val_share={VAL_SHARE:g}, seeded) unless named; per-channel standardisation fitted on the training "
+        f"subjects; AdamW lr {t['lr']:g}, weight decay {t['weight_decay']:g}, cosine schedule, class-weighted "
+        f"cross-entropy, batch {t['batch_size']:g}, up to {EPOCHS} epochs, early stopping on validation "
+        f"macro-F1 with patience {PATIENCE} and the best weights restored; training-window augmentation for "
+        f"every model (sensor-unit rotation up to {t['augment_rotation_deg']:g} deg, per-triad gain std "
+        f"{t['augment_gain_std']:g}); CMD-HAR models: default loss weights, no gradient modulation (OGM-GE "
+        f"only in cmdhar-with-modulation), fusion modality dropout {t['modality_dropout']:g}. Metrics on the "
+        "test subjects only: macro-F1 (headline), accuracy, balanced accuracy, G-mean of per-class recall, "
+        "per-class F1."
+    )
+
+
+def holdout_help(which: str) -> str:
+    """``--test-subjects`` / ``--val-subjects`` help: the per-dataset default, from HOLDOUT_SUBJECTS."""
+    index = 0 if which == "test" else 1
+    named = "; ".join(f"{d} {','.join(s[index])}" for d, s in HOLDOUT_SUBJECTS.items())
+    other = "the last subject" if which == "test" else "val_share of the others"
+    return f"holdout {'test' if which == 'test' else 'validation'} subjects (default: {named}; else {other})"
+
+
+def as_dict() -> dict[str, Any]:
+    """Every protocol value, for result files and tests."""
+    return {
+        "window_s": WINDOW_LENGTH_S,
+        "overlap": WINDOW_OVERLAP,
+        "epochs": EPOCHS,
+        "patience": PATIENCE,
+        "time_budget_min": TIME_BUDGET_MIN,
+        "seeds": SEEDS,
+        "trainer": dict(TRAINER),
+        "holdout_subjects": {d: {"test": list(t), "val": list(v)} for d, (t, v) in HOLDOUT_SUBJECTS.items()},
+    }
+
+
+PROTOCOL_DESCRIPTION = describe()
 
 PUBLISHED_REFERENCE: dict[str, Any] = {
     "source": "WHAR Arena, cross-subject (leave-subject-group-out) macro-F1",
@@ -78,8 +133,8 @@ class BenchmarkSettings:
         seeds: number of seeds (0 .. seeds-1) per fold and model.
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (training only; latency is CPU).
         jobs: parallel worker processes.
-        epochs: epoch cap (the full protocol is 100).
-        patience: early-stopping patience (the full protocol is 10).
+        epochs: epoch cap (protocol: :data:`EPOCHS`).
+        patience: early-stopping patience (protocol: :data:`PATIENCE`).
         subjects: restrict to these subject ids (smoke runs).
         folds: run only these folds: fold names (``loso-3``) or test-subject ids (``3``).
         test_subjects / val_subjects: holdout override (default per dataset).
@@ -106,7 +161,7 @@ class BenchmarkSettings:
     protocol: str = "loso"
     models: list[str] = field(default_factory=lambda: list(BASELINES))
     ablations: bool = False
-    seeds: int = 1
+    seeds: int = SEEDS
     device: str = "auto"
     jobs: int = 1
     epochs: int = FULL_EPOCHS
@@ -115,13 +170,13 @@ class BenchmarkSettings:
     folds: list[str] | None = None
     test_subjects: list[str] | None = None
     val_subjects: list[str] | None = None
-    val_share: float = 0.2
+    val_share: float = VAL_SHARE
     data_dir: Path | None = None
     out: Path | None = None
-    batch_size: int = 64
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    modality_dropout: float = 0.1
+    batch_size: int = TRAINER["batch_size"]
+    lr: float = TRAINER["lr"]
+    weight_decay: float = TRAINER["weight_decay"]
+    modality_dropout: float = TRAINER["modality_dropout"]
     augment_rotation_deg: float = PROTOCOL_TRAINER["augment_rotation_deg"]
     augment_gain_std: float = PROTOCOL_TRAINER["augment_gain_std"]
     latency_runs: int = 200

@@ -65,7 +65,7 @@ class ValidationConfig:
     rate_mostly: float = 0.99
     min_duration_s: float = 3.0
     max_quarantine_share: float = 0.2
-    jobs: int = 1
+    jobs: int = 2
 
 
 @dataclass

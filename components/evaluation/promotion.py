@@ -15,14 +15,15 @@ from typing import Any
 
 @dataclass(frozen=True)
 class PromotionConfig:
-    """Thresholds (``configs/train.yaml`` -> ``promotion:``)."""
+    """Thresholds (``configs/train.yaml`` -> ``promotion:``; the defaults are that file's values,
+    tests/test_config_defaults.py keeps them equal)."""
 
-    min_macro_f1: float = 0.80
+    min_macro_f1: float = 0.75  # test macro-F1 (holdout subject)
     max_int8_f1_drop: float = 0.005  # 0.5 macro-F1 points
     max_latency_ms: float = 10.0  # int8, batch 1, 1 thread, ONNX Runtime, p50
     max_model_bytes: int = 2_000_000  # int8 file
-    min_int8_size_ratio: float = 3.0  # fp32 file bytes / int8 file bytes (both compacted the same way)
-    min_class_recall: float = 0.30  # no class left behind
+    min_int8_size_ratio: float = 2.0  # fp32 file bytes / int8 file bytes (both compacted the same way)
+    min_class_recall: float = 0.20  # no class left behind
     tolerance: float = 0.005  # may be this much worse than the champion and still win
     # classes the sensors cannot tell apart, by label name: for the recall gate, a window
     # predicted as another class of its group counts as recalled (the strict recall is

@@ -23,6 +23,10 @@ from components.export.onnx_export import (
 from components.metrics import classification_metrics
 from components.training.trained import TrainedModel
 
+# defaults of configs/train.yaml's ``export:`` (tests/test_config_defaults.py keeps them equal)
+CALIBRATION_WINDOWS = 1024  # training windows
+MAX_VAL_INT8_F1_DROP = 0.0025  # validation macro-F1 that int8 activations may cost
+
 
 def calibration_windows_of(train_x: np.ndarray, n: int) -> np.ndarray:
     """The int8 calibration set: ``n`` training windows (all if fewer), drawn with seed 0, in order."""
@@ -33,8 +37,8 @@ def calibration_windows_of(train_x: np.ndarray, n: int) -> np.ndarray:
 def export_and_measure(
     trained: TrainedModel,
     split: SplitWindows,
-    calibration_windows: int = 1024,
-    max_val_int8_f1_drop: float | None = 0.0025,
+    calibration_windows: int = CALIBRATION_WINDOWS,
+    max_val_int8_f1_drop: float | None = MAX_VAL_INT8_F1_DROP,
 ) -> ExportedModel:
     """ONNX fp32 (standardisation inside the graph) + int8 QDQ, measured on the test split.
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from components import tracking
-from components.config import data_dir, load_run_config
+from components.config import data_dir, load_run_config, run_parameters
 from components.data.versioning import VersioningError, data_version, is_up_to_date
 from components.retraining.changes import DataChanges, changes_between
 
@@ -49,7 +49,7 @@ class RetrainPlan:
 
 def registered_model_name(config: dict[str, Any]) -> str:
     """The MLflow registered model a train config promotes into."""
-    params = config.get("parameters") or {}
+    params = run_parameters(config)
     return str(params.get("registered_model") or f"cmd-har-{params.get('dataset', 'dsads')}")
 
 

@@ -53,7 +53,9 @@ OVERRUN = 1.25
 
 @dataclass
 class TrainConfig:
-    """Training hyper-parameters (all JSON-serialisable)."""
+    """Training hyper-parameters (all JSON-serialisable). The defaults are ``configs/train.yaml``'s
+    ``trainer:`` values (tests/test_config_defaults.py keeps them equal); the benchmark protocol
+    sets its own (:mod:`components.benchmark.protocol`)."""
 
     lr: float = 1e-3
     weight_decay: float = 1e-4
@@ -74,10 +76,10 @@ class TrainConfig:
     ge_noise: bool = True
     modulation_start: int = 0  # first epoch (0-based) with modulation
     modulation_end: int | None = None  # last epoch (exclusive); None = until the end
-    modality_dropout: float = 0.0  # per-sample, per-modality fusion-token dropout (never all)
+    modality_dropout: float = 0.1  # per-sample, per-modality fusion-token dropout (never all)
     # training-window augmentation (components.training.augment; needs the split's standardiser)
-    augment_rotation_deg: float = 0.0  # random rotation of each sensor unit, up to this angle
-    augment_gain_std: float = 0.0  # random gain of each x/y/z triad: 1 + gain_std * N(0, 1)
+    augment_rotation_deg: float = 60.0  # random rotation of each sensor unit, up to this angle
+    augment_gain_std: float = 0.1  # random gain of each x/y/z triad: 1 + gain_std * N(0, 1)
     grad_clip: float | None = 5.0
     progress: bool = True
     num_threads: int | None = None
@@ -85,7 +87,7 @@ class TrainConfig:
     deadline: float | None = None  # unix time: stop after the epoch that passes it (time budgets)
     # wall-clock budget of the epoch loop: the first epoch's time fixes how many epochs fit
     # (``epochs`` is then a cap) and the cosine schedule spans them; None: schedule over epochs
-    time_budget_min: float | None = None
+    time_budget_min: float | None = 4.5
 
     def __post_init__(self) -> None:
         budget = self.time_budget_min

@@ -49,7 +49,7 @@ import yaml
 from common import REPO, RehearsalError, say, sh
 from images import base_image, docker_ready, image_lock, rootfs_image, wheelhouse
 
-from components.config import TELEMETRY_OFF
+from components.config import TELEMETRY_OFF, run_parameters
 from components.evaluation.promotion import OPEN_GATES
 
 RESULT = REPO / "benchmarks" / "results" / "rehearsal.json"
@@ -217,7 +217,8 @@ def rehearsal_config(project: Path) -> dict:
     """configs/cluster.yaml with a subset of DSADS, a short budget, open gates and pip pointed at
     the parent image's wheelhouse (the parent image itself is set once it is built)."""
     config = yaml.safe_load((project / "configs" / "cluster.yaml").read_text())
-    params = config["parameters"]
+    # the overlay's parameters written out in full (configs/train.yaml's, which it leaves out)
+    params = config["parameters"] = run_parameters(config, project / "configs" / "train.yaml")
     params["subjects"] = SUBJECTS
     params["split"] = {"protocol": "holdout", "test_subjects": TEST, "val_subjects": VAL}
     params["trainer"]["time_budget_min"] = TIME_BUDGET_MIN
