@@ -30,7 +30,7 @@ and ``rot60-nomod-perstep-nodis``, the adopted design without the shared encoder
 losses (the architecture of the LOSO ablation ``cmdhar-no-disentangle``); and
 ``rot60-nomod-perstep-d24``, the adopted design at ``d_model`` 24 instead of 32 (the fusion
 transformer is a third of CMD-HAR's weights on USC-HAD's 6 channels). Rule fixed before its
-runs (2026-12-05): USC-HAD uses ``d_model`` 24 if its mean best validation macro-F1 over the
+runs: USC-HAD uses ``d_model`` 24 if its mean best validation macro-F1 over the
 same splits and seeds is at least the default's minus 0.005 (it is a size change: it has to
 hold accuracy, not raise it); otherwise the size target stays missed on USC-HAD.
 

@@ -13,7 +13,7 @@ what the committed ledger still lacks and brings the new records back as one arc
    to the ledger) and
    ``<copy-to>/<dataset>-log.txt`` (every process's log, cut trainings marked).
 
-Several processes, not one: on 2026-11-28 TinyHAR trained ~2.4x faster per epoch as four
+Several processes, not one: TinyHAR trained ~2.4x faster per epoch as four
 processes of 5-7 threads than as 28 threads of one process, whose threads take turns for
 every step (``benchmarks/results/device-run-2026-11-28.md``).
 
