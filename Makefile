@@ -32,7 +32,7 @@ STACK ?= har_local
 INSTALLED := $(VENV)/.installed
 INITIALISED := .zen/.initialised
 
-.PHONY: help run test setup install lint data data-status mlflow-ui env clean-state rehearsal cluster-lock
+.PHONY: help run test test-fast setup install lint data data-status mlflow-ui env clean-state rehearsal cluster-lock
 
 help: ## list targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -70,8 +70,11 @@ data: setup ## only the data stages (import, validate, version, window, split)
 mlflow-ui: $(INSTALLED) ## browse runs, metrics, plots and registered models (http://127.0.0.1:5000)
 	$(BIN)/mlflow ui --backend-store-uri "$(MLFLOW_TRACKING_URI)"
 
-test: setup ## run the whole test suite (slow end-to-end tests included)
+test: setup ## run the whole test suite: tests/unit, tests/integration, tests/e2e (slow tests included)
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+test-fast: $(INSTALLED) ## only tests/unit: no dataset import, no training (seconds)
+	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
 $(VENV)/.installed-rehearsal: $(INSTALLED)
 	$(BIN)/python -m pip install -q -c requirements.lock -e ".[dev,rehearsal]"

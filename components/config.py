@@ -32,7 +32,7 @@ TELEMETRY_OFF = {
 
 
 # the reference run config: its ``parameters:`` are train_pipeline's defaults, and the config
-# dataclasses' defaults equal them (tests/test_config_defaults.py)
+# dataclasses' defaults equal them (tests/unit/test_config_defaults.py)
 TRAIN_CONFIG = REPO_ROOT / "configs" / "train.yaml"
 
 

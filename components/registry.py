@@ -17,6 +17,7 @@ here needs ZenML.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,8 +31,39 @@ FP32_SUFFIX = "-fp32"
 # registered the candidate ("rejected": no stage). `set_stage(..., force=True)` archives the
 # version that held the stage before: the previous champion's goes from production to archived.
 ZENML_STAGE = {"champion": "production", "challenger": "staging"}
+OUTCOMES = ("champion", "challenger", "rejected")  # what components.evaluation.promotion.decide returns
 ARTIFACT_NAME = {INT8: "onnx-int8", FP32: "onnx-fp32"}
 SERVED_BY = "BentoML service and edge bundle"
+
+
+def alias_moves(outcome: str, candidate_version: str, aliases: Mapping[str, str]) -> dict[str, str]:
+    """The aliases a promotion decision moves: ``{alias: version}``, in the order to set them.
+
+    ``aliases`` holds the registered model's current aliases (``{alias: version}``, as
+    ``RegisteredModel.aliases``); only ``champion`` matters here.
+
+    - ``champion``: the current champion, if there is one, becomes ``previous-champion``
+      (replacing the one before), then the candidate becomes ``champion``; ``challenger``
+      stays where it is;
+    - ``challenger``: the candidate becomes ``challenger`` (replacing an earlier challenger);
+      ``champion`` and ``previous-champion`` stay;
+    - ``rejected``: nothing moves.
+
+    Raises:
+        ValueError: ``outcome`` is not one of ``OUTCOMES``, or the candidate already holds
+            ``champion`` (a promotion always registers a new version).
+    """
+    if outcome not in OUTCOMES:
+        raise ValueError(f"unknown promotion outcome {outcome!r}; expected one of {', '.join(OUTCOMES)}")
+    champion = aliases.get(tracking.CHAMPION)
+    if champion is not None and str(champion) == str(candidate_version):
+        raise ValueError(f"version {candidate_version} already holds {tracking.CHAMPION!r}: promote a new version")
+    if outcome == "champion":
+        moves = {tracking.PREVIOUS: str(champion)} if champion is not None else {}
+        return {**moves, tracking.CHAMPION: str(candidate_version)}
+    if outcome == "challenger":
+        return {tracking.CHALLENGER: str(candidate_version)}
+    return {}
 
 
 def fp32_twin(registered_model: str) -> str:

@@ -15,7 +15,7 @@ torch is fetched first by pip (from the CPU index, or a local copy pip's own con
 finds) and handed to uv as a local file, so that only torch comes from that index and every other
 package from PyPI; its hash is that of the linux x86_64 CPython 3.11 wheel.
 
-tests/test_cluster_lock.py checks the result: every line hashed and pinned, the two locks equal
+tests/unit/test_cluster_lock.py checks the result: every line hashed and pinned, the two locks equal
 on every shared package but MAY_DIFFER, every integration requirement met.
 """
 
@@ -62,7 +62,7 @@ TARGET_ENV = {
 }
 
 # Packages whose cluster pin differs from requirements.lock, and why. Everything else both locks
-# hold has one version (tests/test_cluster_lock.py). The laptop lock keeps its pins: moving it
+# hold has one version (tests/unit/test_cluster_lock.py). The laptop lock keeps its pins: moving it
 # would need the whole laptop suite (`make test`) on the older versions.
 MAY_DIFFER = {
     "protobuf": "kfp 2.14+ requires protobuf>=6.31.1,<7 and kfp 2.6-2.13 protobuf<5 (ZenML's kubeflow "

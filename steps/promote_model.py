@@ -92,12 +92,9 @@ def promote_model_step(
     runs = tracking.link_version_runs(
         registered_model, version, mlflow_run_id, promoting_run_id, str(zenml_run.id), zenml_run.name
     )
-    if decision.promoted:
-        if champion is not None:
-            tracking.set_alias(registered_model, tracking.PREVIOUS, champion.version)
-        tracking.set_alias(registered_model, tracking.CHAMPION, version)
-    elif decision.outcome == "challenger":
-        tracking.set_alias(registered_model, tracking.CHALLENGER, version)
+    current = {tracking.CHAMPION: champion.version} if champion is not None else {}
+    for alias, alias_version in registry.alias_moves(decision.outcome, version, current).items():
+        tracking.set_alias(registered_model, alias, alias_version)
     if zenml_version is not None:  # the same decision, in ZenML's model control plane
         log_metadata(
             {

@@ -25,7 +25,7 @@ from components.metrics import classification_metrics
 from har_runtime.runtime import Classifier, StreamingClassifier
 
 PROFILES_DIR = REPO_ROOT / "configs" / "edge"
-# defaults of configs/train.yaml's ``edge:`` (tests/test_config_defaults.py keeps them equal)
+# defaults of configs/train.yaml's ``edge:`` (tests/unit/test_config_defaults.py keeps them equal)
 DEFAULT_PROFILES = ("phone", "mcu")
 DEFAULT_MAX_RECORDINGS = None  # every test recording
 DEFAULT_MAX_SECONDS = 60.0  # the first minute of each

@@ -16,7 +16,7 @@ from typing import Any
 @dataclass(frozen=True)
 class PromotionConfig:
     """Thresholds (``configs/train.yaml`` -> ``promotion:``; the defaults are that file's values,
-    tests/test_config_defaults.py keeps them equal)."""
+    tests/unit/test_config_defaults.py keeps them equal)."""
 
     min_macro_f1: float = 0.75  # test macro-F1 (holdout subject)
     max_int8_f1_drop: float = 0.005  # 0.5 macro-F1 points

@@ -23,7 +23,7 @@ from components.export.onnx_export import (
 from components.metrics import classification_metrics
 from components.training.trained import TrainedModel
 
-# defaults of configs/train.yaml's ``export:`` (tests/test_config_defaults.py keeps them equal)
+# defaults of configs/train.yaml's ``export:`` (tests/unit/test_config_defaults.py keeps them equal)
 CALIBRATION_WINDOWS = 1024  # training windows
 MAX_VAL_INT8_F1_DROP = 0.0025  # validation macro-F1 that int8 activations may cost
 

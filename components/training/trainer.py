@@ -54,7 +54,7 @@ OVERRUN = 1.25
 @dataclass
 class TrainConfig:
     """Training hyper-parameters (all JSON-serialisable). The defaults are ``configs/train.yaml``'s
-    ``trainer:`` values (tests/test_config_defaults.py keeps them equal); the benchmark protocol
+    ``trainer:`` values (tests/unit/test_config_defaults.py keeps them equal); the benchmark protocol
     sets its own (:mod:`components.benchmark.protocol`)."""
 
     lr: float = 1e-3

@@ -10,7 +10,7 @@
 # --values=@FILE`, `zenml service-connector register|update --aws_secret_access_key=@FILE`), and
 # they are removed right after (and on exit).
 # DRY_RUN=1 prints the commands for an empty ZenML store instead of running them
-# (tests/test_cluster_configs.py and tests/test_stack_aws.py use it).
+# (tests/integration/test_cluster_configs.py and tests/integration/test_stack_aws.py use it).
 #
 # AWS credentials (one connector, har_aws, shared by both stacks like mlflow_tracker):
 #   HAR_AWS_AUTH=implicit (default): the connector uses the AWS identity of the ZenML server (on EKS:

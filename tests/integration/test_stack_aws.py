@@ -24,7 +24,7 @@ import click
 import pytest
 
 from tests.conftest import QUIET_ENV, REPO_ROOT, dvc_project
-from tests.test_cluster_configs import _ZENML_WRAPPER, FLAVOR_CONFIGS, SCRIPTS, STACK_ENV, _commands, _script
+from tests.stack_scripts import FLAVOR_CONFIGS, SCRIPTS, STACK_ENV, ZENML_WRAPPER, stack_script, traced_commands
 
 ROLE = "arn:aws:iam::123456789012:role/cmd-har-zenml"
 # what a shell or a JSON writer must escape; recognisable in any output
@@ -46,7 +46,7 @@ def _env(**extra: str) -> dict[str, str]:
 
 
 def _dry_run(script: str, **extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run(_script(script), env=_env(**extra), capture_output=True, text=True)
+    return subprocess.run(stack_script(script), env=_env(**extra), capture_output=True, text=True)
 
 
 def _click_command(path: list[str]) -> tuple[click.Command, list[str]]:
@@ -82,7 +82,7 @@ def _config_class(cmd: list[str], flavors: dict[str, str]):
 def test_every_option_exists_in_zenml(script, extra, tmp_path):
     proc = _dry_run(script, TMPDIR=str(tmp_path), **extra)
     assert proc.returncode == 0, proc.stderr
-    commands = [c for c in _commands(proc.stdout) if c[0] == "zenml" and c[1:3] != ["integration", "install"]]
+    commands = [c for c in traced_commands(proc.stdout) if c[0] == "zenml" and c[1:3] != ["integration", "install"]]
     flavors: dict[str, str] = {}
     for cmd in commands:
         command, rest = _click_command(cmd[1:])
@@ -138,11 +138,11 @@ def test_every_option_exists_in_zenml(script, extra, tmp_path):
 def test_the_step_service_account_goes_to_the_step_pods_only():
     proc = _dry_run("register_kubernetes_stack.sh", HAR_STEP_SERVICE_ACCOUNT="cmd-har-steps")
     assert proc.returncode == 0, proc.stderr
-    (orch,) = [c for c in _commands(proc.stdout) if c[1:3] == ["orchestrator", "register"]]
+    (orch,) = [c for c in traced_commands(proc.stdout) if c[1:3] == ["orchestrator", "register"]]
     assert "--step_pod_service_account_name=cmd-har-steps" in orch
     assert not any(a.startswith("--service_account_name") for a in orch)  # ZenML's own for the orchestrator pod
     proc = _dry_run("register_kubernetes_stack.sh")
-    (orch,) = [c for c in _commands(proc.stdout) if c[1:3] == ["orchestrator", "register"]]
+    (orch,) = [c for c in traced_commands(proc.stdout) if c[1:3] == ["orchestrator", "register"]]
     assert not any("service_account" in a for a in orch)
 
 
@@ -152,7 +152,7 @@ def test_the_aws_keys_go_through_files(script, tmp_path):
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout + proc.stderr
     assert KEY_ID not in out and "sk-Zq9" not in out
-    (register,) = [c for c in _commands(proc.stdout) if c[1] == "service-connector"]
+    (register,) = [c for c in traced_commands(proc.stdout) if c[1] == "service-connector"]
     files = {a.split("=", 1)[0]: a.split("=", 1)[1] for a in register if a.startswith("--aws_")}
     assert set(files) == {"--aws_access_key_id", "--aws_secret_access_key"}
     for value in files.values():
@@ -181,14 +181,14 @@ _FAILS = [
 def test_a_wrong_aws_setting_stops_before_anything_runs(script, extra, message):
     proc = _dry_run(script, **extra)
     assert proc.returncode != 0 and message in proc.stderr, proc.stderr
-    assert not _commands(proc.stdout)
+    assert not traced_commands(proc.stdout)
     assert "sk-Zq9" not in proc.stdout + proc.stderr
 
 
 def test_kubeflow_refuses_a_step_service_account_it_cannot_set():
     proc = _dry_run("register_kubeflow_stack.sh", HAR_STEP_SERVICE_ACCOUNT="cmd-har-steps")
     assert proc.returncode != 0 and "default-editor" in proc.stderr and "pipeline-runner" in proc.stderr
-    assert not _commands(proc.stdout)
+    assert not traced_commands(proc.stdout)
 
 
 # --- for real, against a throwaway ZenML store -------------------------------------------------------
@@ -222,7 +222,7 @@ def fake_checkout(tmp_path):
     for folder in (bin_dir, venv_bin, scratch):
         folder.mkdir(parents=True)
     fakes = {
-        bin_dir / "zenml": _ZENML_WRAPPER.format(zenml=shlex.quote(str(Path(sys.executable).parent / "zenml"))),
+        bin_dir / "zenml": ZENML_WRAPPER.format(zenml=shlex.quote(str(Path(sys.executable).parent / "zenml"))),
         venv_bin / "pip": "#!/bin/sh\nexit 0\n",
         venv_bin / "dvc": f'#!/bin/sh\nexec {shlex.quote(sys.executable)} -m dvc "$@"\n',
     }
@@ -238,12 +238,12 @@ def fake_checkout(tmp_path):
 
 
 def _run(root: Path, env: dict[str, str], **extra: str) -> list[list[str]]:
-    proc = subprocess.run(_script("register_kubernetes_stack.sh", root), cwd=root, env=env | extra,
+    proc = subprocess.run(stack_script("register_kubernetes_stack.sh", root), cwd=root, env=env | extra,
                           capture_output=True, text=True, timeout=600)  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert KEY_ID not in proc.stdout + proc.stderr and "sk-Zq9" not in proc.stdout + proc.stderr
     assert not any(Path(env["TMPDIR"]).iterdir()), "a key file was left behind"
-    return _commands(proc.stdout)
+    return traced_commands(proc.stdout)
 
 
 def _state(root: Path, env: dict[str, str]) -> dict:

@@ -6,7 +6,7 @@
   stop_if_unchanged aside), so the compiled run has train.yaml's parameters (train_pipeline's
   defaults), a parameter written in the overlay still replaces its default, and model and
   steps equal train.yaml's;
-- settings.docker installs requirements-cluster.lock (tests/test_cluster_lock.py checks the lock)
+- settings.docker installs requirements-cluster.lock (tests/unit/test_cluster_lock.py checks the lock)
   with pip and no stack requirements on top: ZenML's image builder writes the lock as the only
   requirements file and one `pip install` of it;
 - the stack scripts (dry run) only use flags that the flavors' config classes accept,
@@ -34,6 +34,7 @@ import yaml
 from components.retraining.schedule import parse_cron
 from deployment.cluster_lock import CLUSTER_LOCK, read_lock
 from tests.conftest import QUIET_ENV, REPO_ROOT, dvc_project, isolated_env
+from tests.stack_scripts import FLAVOR_CONFIGS, SCRIPTS, STACK_ENV, ZENML_WRAPPER, stack_script, traced_commands
 
 CONFIGS = ["cluster.yaml", "schedule.yaml"]
 
@@ -59,7 +60,7 @@ def test_an_overlay_of_train_yaml_same_model_parameters_and_gates(name):
 
 @pytest.mark.parametrize("name", CONFIGS)
 def test_docker_settings_install_the_cluster_lock_and_nothing_else(name):
-    """The image gets requirements-cluster.lock (tests/test_cluster_lock.py: hashed, and it covers
+    """The image gets requirements-cluster.lock (tests/unit/test_cluster_lock.py: hashed, and it covers
     pyproject.toml, dvc-s3 and the stack integrations) with pip in hash-checking mode."""
     from zenml.config import DockerSettings
     from zenml.config.docker_settings import PythonPackageInstaller
@@ -160,52 +161,21 @@ def test_zenml_compiles_both_configs_and_reads_the_schedule(tmp_path):
         assert got["latest"] is True and "check_new_data_step" in got["steps"]
 
 
-FLAVOR_CONFIGS = {
-    ("orchestrator", "kubernetes"): "zenml.integrations.kubernetes.flavors.kubernetes_orchestrator_flavor:"
-    "KubernetesOrchestratorConfig",
-    ("orchestrator", "kubeflow"): "zenml.integrations.kubeflow.flavors.kubeflow_orchestrator_flavor:"
-    "KubeflowOrchestratorConfig",
-    ("artifact-store", "s3"): "zenml.integrations.s3.flavors.s3_artifact_store_flavor:S3ArtifactStoreConfig",
-    ("experiment-tracker", "mlflow"): "zenml.integrations.mlflow.flavors.mlflow_experiment_tracker_flavor:"
-    "MLFlowExperimentTrackerConfig",
-    ("container-registry", "aws"): "zenml.integrations.aws.flavors.aws_container_registry_flavor:"
-    "AWSContainerRegistryConfig",
-    ("image-builder", "local"): "zenml.image_builders.local_image_builder:LocalImageBuilderConfig",
-    ("image-builder", "kaniko"): "zenml.integrations.kaniko.flavors.kaniko_image_builder_flavor:"
-    "KanikoImageBuilderConfig",
-}
 STACK_FLAGS = {"-o": "orchestrator", "-a": "artifact-store", "-c": "container-registry", "-i": "image-builder",
                "-e": "experiment-tracker"}  # fmt: skip
 
 
-SCRIPTS = ["register_kubernetes_stack.sh", "register_kubeflow_stack.sh"]
-STACK_ENV = {
-    "HAR_S3_URI": "s3://bucket/cmd-har/",
-    "HAR_REGISTRY_URI": "123456789012.dkr.ecr.eu-west-1.amazonaws.com",
-    "HAR_MLFLOW_URI": "https://mlflow.example.org",
-    "HAR_MLFLOW_USERNAME": "ci",  # ZenML's MLflow tracker needs credentials for a remote server
-    "HAR_MLFLOW_PASSWORD": "pw-ci",
-    "HAR_KUBE_CONTEXT": "prod",
-}
 # quotes, backslash, $ and braces: what a JSON or shell writer must escape
 PASSWORD = """pw-9f3Zq "quoted" back\\slash $HOME {{x}} it's"""
 
 
-def _script(script: str, root: Path = REPO_ROOT) -> list[str]:
-    return ["bash", str(root / "deployment" / "stacks" / script)]
-
-
-def _commands(stdout: str) -> list[list[str]]:
-    return [shlex.split(line[2:]) for line in stdout.splitlines() if line.startswith("+ ")]
-
-
 def _dry_run_proc(script: str, **extra) -> subprocess.CompletedProcess:
     env = {**os.environ, "DRY_RUN": "1", **STACK_ENV, **extra}
-    return subprocess.run(_script(script), env=env, capture_output=True, text=True, check=True)
+    return subprocess.run(stack_script(script), env=env, capture_output=True, text=True, check=True)
 
 
 def _dry_run(script: str, **extra) -> list[list[str]]:
-    return _commands(_dry_run_proc(script, **extra).stdout)
+    return traced_commands(_dry_run_proc(script, **extra).stdout)
 
 
 @pytest.mark.parametrize(
@@ -274,7 +244,7 @@ def test_stack_scripts_name_what_is_missing():
 def test_a_remote_mlflow_server_needs_credentials_before_anything_runs(script):
     env = {k: v for k, v in os.environ.items() if not k.startswith("HAR_")} | STACK_ENV | {"DRY_RUN": "1"}
     env.pop("HAR_MLFLOW_PASSWORD")
-    proc = subprocess.run(_script(script), env=env | {"HAR_KUBEFLOW_HOST": "https://k"}, capture_output=True,
+    proc = subprocess.run(stack_script(script), env=env | {"HAR_KUBEFLOW_HOST": "https://k"}, capture_output=True,
                           text=True)  # fmt: skip
     assert proc.returncode != 0 and "set HAR_MLFLOW_USERNAME and HAR_MLFLOW_PASSWORD" in proc.stderr
     assert not proc.stdout.count("+ zenml")  # stopped before the first command
@@ -285,9 +255,9 @@ def test_kaniko_needs_a_kube_context_before_anything_runs():
     env |= {"HAR_IMAGE_BUILDER": "kaniko"}
     del env["HAR_KUBE_CONTEXT"]
     for script in SCRIPTS:
-        proc = subprocess.run(_script(script), env=env, capture_output=True, text=True)
+        proc = subprocess.run(stack_script(script), env=env, capture_output=True, text=True)
         assert proc.returncode != 0 and "HAR_IMAGE_BUILDER=kaniko: set HAR_KUBE_CONTEXT" in proc.stderr
-        assert not _commands(proc.stdout)
+        assert not traced_commands(proc.stdout)
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
@@ -295,26 +265,19 @@ def test_the_mlflow_password_goes_through_a_file_not_the_command_line(script, tm
     proc = _dry_run_proc(script, HAR_MLFLOW_USERNAME="ci-user-7q", HAR_MLFLOW_PASSWORD=PASSWORD, TMPDIR=str(tmp_path))
     assert "pw-9f3Zq" not in proc.stdout + proc.stderr
     assert "--password" not in proc.stdout and "--username" not in proc.stdout
-    (secret,) = [c for c in _commands(proc.stdout) if c[:2] == ["zenml", "secret"]]
+    (secret,) = [c for c in traced_commands(proc.stdout) if c[:2] == ["zenml", "secret"]]
     assert secret[2:4] == ["create", "har_mlflow"] and len(secret) == 5
     assert secret[4].startswith(f"--values=@{tmp_path}/")
     assert not any(tmp_path.iterdir())  # the file is gone
-    tracker = next(c for c in _commands(proc.stdout) if c[1:4] == ["experiment-tracker", "register", "mlflow_tracker"])
+    register = ["experiment-tracker", "register", "mlflow_tracker"]
+    tracker = next(c for c in traced_commands(proc.stdout) if c[1:4] == register)
     assert "--tracking_password={{har_mlflow.password}}" in tracker
 
 
 # --- for real, against a throwaway ZenML store -------------------------------------------------------
-# A `zenml` in front of the real one records every argv and skips `zenml integration install` (which
-# would pip-install into the venv); `.venv/bin/pip` is a no-op, `.venv/bin/dvc` the real DVC.
-_ZENML_WRAPPER = """#!/bin/sh
-printf '%s\\n' "$*" >> "$ARGV_LOG"
-if [ "$1 $2" = "integration install" ]; then exit 0; fi
-exec {zenml} "$@"
-"""
-
-
+# (the recording `zenml` in front of the real one: tests/stack_scripts.py ZENML_WRAPPER)
 def _run_for_real(root: Path, script: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    proc = subprocess.run(_script(script, root), cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(stack_script(script, root), cwd=root, env=env, capture_output=True, text=True, timeout=600)
     assert "pw-9f3Zq" not in proc.stdout + proc.stderr
     assert not any(Path(env["TMPDIR"]).iterdir()), "the secret file was left behind"
     return proc
@@ -340,7 +303,7 @@ def test_stack_scripts_run_twice_against_a_zenml_store(tmp_path):
     for folder in (bin_dir, venv_bin, scratch):
         folder.mkdir(parents=True)
     fakes = {
-        bin_dir / "zenml": _ZENML_WRAPPER.format(zenml=shlex.quote(str(Path(sys.executable).parent / "zenml"))),
+        bin_dir / "zenml": ZENML_WRAPPER.format(zenml=shlex.quote(str(Path(sys.executable).parent / "zenml"))),
         venv_bin / "pip": "#!/bin/sh\nexit 0\n",
         venv_bin / "dvc": f'#!/bin/sh\nexec {shlex.quote(sys.executable)} -m dvc "$@"\n',
     }
@@ -359,7 +322,7 @@ def test_stack_scripts_run_twice_against_a_zenml_store(tmp_path):
         "HAR_MLFLOW_USERNAME": "ci-user-7q",
         "HAR_MLFLOW_PASSWORD": PASSWORD,
         "HAR_IMAGE_BUILDER": "kaniko",
-        "HAR_AWS_VERIFY": "0",  # the AWS connector: no AWS here (tests/test_stack_aws.py)
+        "HAR_AWS_VERIFY": "0",  # the AWS connector: no AWS here (tests/integration/test_stack_aws.py)
     }
     env.pop("ZENML_REPOSITORY_PATH", None)
 
@@ -369,14 +332,14 @@ def test_stack_scripts_run_twice_against_a_zenml_store(tmp_path):
         root, "register_kubernetes_stack.sh", env | {"HAR_MLFLOW_URI": "https://mlflow2.example.org"}
     )
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
-    commands = _commands(second.stdout)
+    commands = traced_commands(second.stdout)
     assert not [c for c in commands if c[0] == "zenml" and c[2] in ("register", "create")]
     assert ["zenml", "secret", "update", "har_mlflow"] == [c[:4] for c in commands if c[1] == "secret"][0]
     assert ["zenml", "stack", "set", "har_k8s"] in commands
 
     # the Kubeflow stack after it: the shared tracker and secret are updated, not registered again
     third = _run_for_real(root, "register_kubeflow_stack.sh", env)
-    commands = _commands(third.stdout)
+    commands = traced_commands(third.stdout)
     assert ["zenml", "secret", "update", "har_mlflow"] == [c[:4] for c in commands if c[1] == "secret"][0]
     assert any(c[1:4] == ["experiment-tracker", "update", "mlflow_tracker"] for c in commands)
     assert any(c[1:4] == ["artifact-store", "register", "har_kfp_s3"] for c in commands)

@@ -33,7 +33,7 @@ from tests.conftest import (
     run_har,
     small_dsads_parameters,
 )
-from tests.test_data_validation import VICTIM, nan_burst
+from tests.integration.test_data_validation import VICTIM, nan_burst
 
 TRAIN_STEPS = [
     "ingest_data_step",

@@ -33,8 +33,8 @@ from components.benchmark.protocol import BenchmarkSettings
 from components.data.importers import import_dataset
 from components.models.registry import build_model
 from components.models.spec import InputSpec
+from tests.conftest import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 LABELS = ["sitting", "walking_parking_lot", "running_treadmill"]
 SPEC = InputSpec(n_channels=6, window_len=50, n_classes=4, modality_groups={"acc": [0, 1, 2], "gyro": [3, 4, 5]})
 

@@ -229,7 +229,7 @@ def test_cli_pushes_when_a_remote_is_configured(sources, tmp_path, monkeypatch):
     shutil.copytree(sources / "template" / "data", project / "data")
     monkeypatch.setenv("HAR_DATA_DIR", str(project / "data"))
     monkeypatch.setenv("HAR_ARTIFACTS_DIR", str(tmp_path / "artifacts"))
-    published = []  # in-process ZenML would be the checkout's store: tests/test_retrain_e2e.py publishes for real
+    published = []  # in-process ZenML would be the checkout's store: tests/e2e/test_retrain_e2e.py publishes for real
     monkeypatch.setattr("cli.retrain.publish_data_version", published.append)
     res = CliRunner().invoke(app, ["data", "ingest", "-d", "dsads", str(_new(sources))], env={"COLUMNS": "250"})
     assert res.exit_code == 0 and "pushed to the DVC remote 'store'" in res.output, res.output

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from tests.conftest import REPO_ROOT
 
 # top-level import name -> folder that holds it (har_runtime is installed from deployment/)
 PACKAGES: dict[str, Path] = {
@@ -46,7 +46,7 @@ ALLOWED_LAYER_EDGES: dict[tuple[str, str], str] = {
     # the service run the same code. The runtime lives in deployment/har_runtime because
     # `cd deployment && bentoml build` packages only what is under deployment/. Moving it to a
     # top-level package means building the Bento from the repo root (bentofile include paths,
-    # the service import path, tests/test_bento.py); that move is tracked in issue 31.
+    # the service import path, tests/e2e/test_bento.py); that move is tracked in issue 31.
     ("components.edge", "har_runtime"): "torch-free runtime shared with the Bento (see comment)",
 }
 

@@ -163,7 +163,7 @@ def test_new_recordings_retrain_and_noop(project):
         assert f"{label}: 0.250 h -> 0.333 h (+0.083 h)" in out  # 5 min per subject and activity
 
     # -- an interrupted retrain changes nothing, and leaves no lock behind ---------------
-    # (SIGKILL of a lock holder: tests/test_schedule.py)
+    # (SIGKILL of a lock holder: tests/unit/test_schedule.py)
     bentos = _bento_models(project)
     stopped = _stop_during_training(project, client)
     assert stopped.returncode == 130 and "retrain interrupted" in stopped.stdout, stopped.stdout[-3000:]

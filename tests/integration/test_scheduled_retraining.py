@@ -3,7 +3,7 @@ the "nothing new" rule, a promotion rule that cannot walk the champion down, and
 failure hook's summary.
 
 The pipeline-level stop (a scheduled run on data the champion was trained on stops after
-ingest, before training) runs end to end in tests/test_retrain_e2e.py.
+ingest, before training) runs end to end in tests/e2e/test_retrain_e2e.py.
 """
 
 from __future__ import annotations
