@@ -46,7 +46,7 @@ ALLOWED_LAYER_EDGES: dict[tuple[str, str], str] = {
     # the service run the same code. The runtime lives in deployment/har_runtime because
     # `cd deployment && bentoml build` packages only what is under deployment/. Moving it to a
     # top-level package means building the Bento from the repo root (bentofile include paths,
-    # the service import path, tests/e2e/test_bento.py); that move is tracked in issue 31.
+    # the service import path, tests/e2e/test_bento.py); docs/decisions/layering.md records the plan.
     ("components.edge", "har_runtime"): "torch-free runtime shared with the Bento (see comment)",
 }
 
