@@ -44,11 +44,14 @@ def configure() -> None:
     if mlflow.get_tracking_uri() != uri:
         mlflow.set_tracking_uri(uri)
     # the registry follows the tracking store unless the user chose one; mlflow exports
-    # what set_registry_uri sets, so a value we set ourselves must not count as a choice
+    # what set_registry_uri sets, so a value we set ourselves must not count as a choice.
+    # Set it every time: a registry URI set earlier in this process outranks the variable.
     global _OWN_REGISTRY_URI
     chosen = os.environ.get("MLFLOW_REGISTRY_URI")
-    if not chosen or chosen == _OWN_REGISTRY_URI:
-        mlflow.set_registry_uri(uri)
+    target = uri if not chosen or chosen == _OWN_REGISTRY_URI else chosen
+    if mlflow.get_registry_uri() != target:
+        mlflow.set_registry_uri(target)
+    if target == uri:
         _OWN_REGISTRY_URI = uri
 
 
