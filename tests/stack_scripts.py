@@ -5,6 +5,7 @@ read the commands a script traces (``+ zenml ...`` lines)."""
 from __future__ import annotations
 
 import shlex
+import sys
 from pathlib import Path
 
 from tests.conftest import REPO_ROOT
@@ -50,3 +51,21 @@ printf '%s\\n' "$*" >> "$ARGV_LOG"
 if [ "$1 $2" = "integration install" ]; then exit 0; fi
 exec {zenml} "$@"
 """
+
+
+def fake_tools(tmp_path: Path, root: Path) -> tuple[Path, Path]:
+    """(folder to put first on PATH, scratch TMPDIR) for running a stack script in ``root``:
+    `zenml` is the real one behind ZENML_WRAPPER (argv logged, `integration install` a no-op),
+    `.venv/bin/pip` a no-op and `.venv/bin/dvc` the real DVC."""
+    bin_dir, venv_bin, scratch = tmp_path / "bin", root / ".venv" / "bin", tmp_path / "tmp"
+    for folder in (bin_dir, venv_bin, scratch):
+        folder.mkdir(parents=True)
+    fakes = {
+        bin_dir / "zenml": ZENML_WRAPPER.format(zenml=shlex.quote(str(Path(sys.executable).parent / "zenml"))),
+        venv_bin / "pip": "#!/bin/sh\nexit 0\n",
+        venv_bin / "dvc": f'#!/bin/sh\nexec {shlex.quote(sys.executable)} -m dvc "$@"\n',
+    }
+    for path, text in fakes.items():
+        path.write_text(text)
+        path.chmod(0o755)
+    return bin_dir, scratch

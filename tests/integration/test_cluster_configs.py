@@ -21,7 +21,6 @@ from __future__ import annotations
 import importlib
 import json
 import os
-import shlex
 import shutil
 import subprocess
 import sys
@@ -34,7 +33,7 @@ import yaml
 from components.retraining.schedule import parse_cron
 from deployment.cluster_lock import CLUSTER_LOCK, read_lock
 from tests.conftest import QUIET_ENV, REPO_ROOT, dvc_project, isolated_env
-from tests.stack_scripts import FLAVOR_CONFIGS, SCRIPTS, STACK_ENV, ZENML_WRAPPER, stack_script, traced_commands
+from tests.stack_scripts import FLAVOR_CONFIGS, SCRIPTS, STACK_ENV, fake_tools, stack_script, traced_commands
 
 CONFIGS = ["cluster.yaml", "schedule.yaml"]
 
@@ -299,17 +298,7 @@ print("RESULT" + json.dumps(out))
 def test_stack_scripts_run_twice_against_a_zenml_store(tmp_path):
     root = dvc_project(tmp_path / "repo")
     shutil.copytree(REPO_ROOT / "deployment" / "stacks", root / "deployment" / "stacks")
-    bin_dir, venv_bin, scratch = tmp_path / "bin", root / ".venv" / "bin", tmp_path / "tmp"
-    for folder in (bin_dir, venv_bin, scratch):
-        folder.mkdir(parents=True)
-    fakes = {
-        bin_dir / "zenml": ZENML_WRAPPER.format(zenml=shlex.quote(str(Path(sys.executable).parent / "zenml"))),
-        venv_bin / "pip": "#!/bin/sh\nexit 0\n",
-        venv_bin / "dvc": f'#!/bin/sh\nexec {shlex.quote(sys.executable)} -m dvc "$@"\n',
-    }
-    for path, text in fakes.items():
-        path.write_text(text)
-        path.chmod(0o755)
+    bin_dir, scratch = fake_tools(tmp_path, root)
     argv_log = tmp_path / "argv.log"
     env = {
         **os.environ,

@@ -15,7 +15,6 @@ from __future__ import annotations
 import importlib
 import json
 import os
-import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -24,7 +23,7 @@ import click
 import pytest
 
 from tests.conftest import QUIET_ENV, REPO_ROOT, dvc_project
-from tests.stack_scripts import FLAVOR_CONFIGS, SCRIPTS, STACK_ENV, ZENML_WRAPPER, stack_script, traced_commands
+from tests.stack_scripts import FLAVOR_CONFIGS, SCRIPTS, STACK_ENV, fake_tools, stack_script, traced_commands
 
 ROLE = "arn:aws:iam::123456789012:role/cmd-har-zenml"
 # what a shell or a JSON writer must escape; recognisable in any output
@@ -218,17 +217,7 @@ def fake_checkout(tmp_path):
     stacks.mkdir(parents=True)
     for path in (REPO_ROOT / "deployment" / "stacks").glob("*.sh"):
         (stacks / path.name).write_text(path.read_text())
-    bin_dir, venv_bin, scratch = tmp_path / "bin", root / ".venv" / "bin", tmp_path / "tmp"
-    for folder in (bin_dir, venv_bin, scratch):
-        folder.mkdir(parents=True)
-    fakes = {
-        bin_dir / "zenml": ZENML_WRAPPER.format(zenml=shlex.quote(str(Path(sys.executable).parent / "zenml"))),
-        venv_bin / "pip": "#!/bin/sh\nexit 0\n",
-        venv_bin / "dvc": f'#!/bin/sh\nexec {shlex.quote(sys.executable)} -m dvc "$@"\n',
-    }
-    for path, text in fakes.items():
-        path.write_text(text)
-        path.chmod(0o755)
+    bin_dir, scratch = fake_tools(tmp_path, root)
     env = {k: v for k, v in os.environ.items() if not k.startswith("HAR_")}
     env |= {**QUIET_ENV, **STACK_ENV, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
             "ZENML_CONFIG_PATH": str(tmp_path / "zen-config"), "TMPDIR": str(scratch),
