@@ -91,7 +91,7 @@ cluster-lock: $(INSTALLED) $(UV) ## requirements-cluster.lock: the cluster image
 	$(BIN)/python deployment/cluster_lock.py --uv $(UV)
 
 lint: $(INSTALLED) ## ruff
-	$(BIN)/ruff check cli components steps pipelines tests benchmarks deployment
+	$(BIN)/ruff check cli components steps pipelines tests benchmarks deployment har_runtime
 
 data-status: $(INSTALLED) ## data version, datasets, dvc status
 	$(BIN)/har data status

@@ -1,7 +1,7 @@
 """The cmd-har BentoML service: the current champion's ONNX model (int8 or fp32) over HTTP.
 
-    bentoml serve                      # from the repo root (pyproject.toml [tool.bentoml.build])
-    cd deployment && bentoml build     # a lean Bento: this file + har_runtime/ + the champion model
+    bentoml serve      # from the repo root (bentofile.yaml names this service)
+    bentoml build      # from the repo root: a lean Bento of this file + har_runtime/ + the champion model
 
 The model is the BentoML model that promotion saved (its folder is the edge bundle:
 int8 ONNX + preprocessing + lineage manifest), chosen in this order: ``HAR_BENTO_MODEL``
@@ -52,7 +52,8 @@ from har_runtime.runtime import (
 )
 
 logger = logging.getLogger("bentoml.cmd_har")
-BENTO_YAML = Path(__file__).resolve().parent.parent / "bento.yaml"  # exists when run from a built Bento
+_SRC = Path(__file__).resolve().parents[1]  # a built Bento: <bento>/src/deployment/service.py
+BENTO_YAML = _SRC.parent / "bento.yaml" if _SRC.name == "src" else None  # None when run from the checkout
 
 
 def _model_tag() -> str:
@@ -60,7 +61,7 @@ def _model_tag() -> str:
     ``$HAR_MODEL_NAME:latest``; else the store's champion when only one registered model has one."""
     if os.environ.get("HAR_BENTO_MODEL"):
         return os.environ["HAR_BENTO_MODEL"]
-    if BENTO_YAML.is_file():
+    if BENTO_YAML is not None and BENTO_YAML.is_file():
         import yaml  # a bentoml dependency
 
         for svc in yaml.safe_load(BENTO_YAML.read_text()).get("services") or []:

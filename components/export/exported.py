@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from components.io_utils import atomic_write_bytes, atomic_write_text, sha256_bytes
+from har_runtime.runtime import FP32_FILE, INT8_FILE, PREPROCESSING_FILE  # the names the runtime reads
 
-FP32_FILE, INT8_FILE = "model.onnx", "model.int8.onnx"
-PREPROCESSING_FILE, LABELS_FILE, REPORT_FILE = "preprocessing.json", "labels.json", "export_report.json"
+LABELS_FILE, REPORT_FILE = "labels.json", "export_report.json"
 
 
 @dataclass

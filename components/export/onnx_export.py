@@ -18,6 +18,7 @@ import torch
 import torch.nn as nn
 
 from components.metrics import classification_metrics
+from har_runtime.runtime import session as onnx_session  # the sessions the service and the edge run
 
 OPSET = 18  # the dynamo exporter's native opset; >= 17 as required by the edge runtimes
 MAX_BATCH = 4096
@@ -405,24 +406,6 @@ def float_ops(int8_path: Path) -> list[str]:
 
     model = onnx.load(str(int8_path))
     return sorted({n.op_type for n in model.graph.node} - {"QuantizeLinear", "DequantizeLinear", *QUANTIZED_OPS})
-
-
-def onnx_session(path: Path, threads: int = 1, arena: bool = True):
-    """An ONNX Runtime CPU session (sequential, ``threads`` intra-op threads).
-
-    ``deployment/har_runtime`` builds its sessions the same way in its own copy: the
-    Bento ships that package alone, and this module must stay importable without it
-    (``har benchmark`` on a bare GPU box runs from a checkout that is not installed).
-    """
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    opts.enable_cpu_mem_arena = arena
-    opts.log_severity_level = 3
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
 def onnx_logits(path_or_session, x: np.ndarray, batch_size: int = 512) -> np.ndarray:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from components.data.splitting import SplitWindows
-from components.export.exported import ExportedModel
+from components.export.exported import FP32_FILE, INT8_FILE, ExportedModel
 from components.export.onnx_export import (
     OPSET,
     QUANTIZED_OPS,
@@ -50,7 +50,7 @@ def export_and_measure(
     wrapped = StandardizedModel(trained.model, pre["mean"], pre["std"]).eval()
     test_x, test_y = split.test.x, split.test.y
     with tempfile.TemporaryDirectory() as tmp:
-        fp32, int8 = Path(tmp) / "model.onnx", Path(tmp) / "model.int8.onnx"
+        fp32, int8 = Path(tmp) / FP32_FILE, Path(tmp) / INT8_FILE
         parity = export_onnx(wrapped, test_x[:64], fp32)
         calib_x = calibration_windows_of(split.train.x, calibration_windows)
         selection = None

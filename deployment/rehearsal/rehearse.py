@@ -282,7 +282,7 @@ def serve_and_query(project: Path, env: dict, result: dict, stack: ExitStack) ->
     print(pulled.strip())
     model = re.search(r"BentoML model (\S+)", pulled).group(1)
     bentoml = str(Path(sys.executable).parent / "bentoml")
-    out = sh([bentoml, "build", "--output", "tag"], env=env, cwd=project / "deployment", capture=True)
+    out = sh([bentoml, "build", "--output", "tag"], env=env, cwd=project, capture=True)
     tag = re.findall(r"__tag__:(\S+)", out)
     if not tag:
         raise RehearsalError(f"bentoml build printed no tag:\n{out}")
@@ -326,7 +326,7 @@ def main() -> None:
         BENTOML_HOME=str(root / "bentoml"),
         HAR_CACHE_DIR=str(root / "cache"),
         HAR_DATASETS_DIR=datasets,
-        PYTHONPATH=f"{project}{os.pathsep}{project / 'deployment'}",  # this copy, not the checkout
+        PYTHONPATH=str(project),  # this copy, not the checkout
         AWS_ACCESS_KEY_ID=secrets.token_hex(10),  # moto accepts any; they still travel as secrets
         AWS_SECRET_ACCESS_KEY=secrets.token_urlsafe(30),
         AWS_DEFAULT_REGION=REGION,

@@ -1,4 +1,4 @@
-"""`cd deployment && bentoml build`: a self-contained, lean Bento that serves on its own.
+"""`bentoml build` from the repo root: a self-contained, lean Bento that serves on its own.
 
 Builds the Bento offline from the test champion (an isolated BentoML home), checks what is
 inside (service code, the torch-free runtime, the model reference, lean requirements,
@@ -28,13 +28,11 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def bento(bentoml_home) -> tuple[str, Path]:
-    """(tag, folder) of a Bento built from deployment/ the way the README says: no model named,
+    """(tag, folder) of a Bento built from the repo root the way the README says: no model named,
     the store's only champion (``cmd-har-test``) is the one built in."""
     env = {**QUIET_ENV, "PATH": str(Path(sys.executable).parent), "BENTOML_HOME": str(bentoml_home)}
     bentoml = str(Path(sys.executable).parent / "bentoml")
-    proc = subprocess.run(
-        [bentoml, "build", "--output", "tag"], cwd=REPO_ROOT / "deployment", env=env, capture_output=True, text=True
-    )
+    proc = subprocess.run([bentoml, "build", "--output", "tag"], cwd=REPO_ROOT, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
     tag = proc.stdout.strip().splitlines()[-1].removeprefix("__tag__:")
     name, version = tag.split(":")
@@ -45,7 +43,12 @@ def test_bento_is_self_contained_and_lean(bento, bentoml_home):
     tag, folder = bento
     info = yaml.safe_load((folder / "bento.yaml").read_text())
     src = sorted(str(p.relative_to(folder / "src")) for p in (folder / "src").rglob("*.py"))
-    assert src == ["har_runtime/__init__.py", "har_runtime/champions.py", "har_runtime/runtime.py", "service.py"]
+    assert src == [
+        "deployment/service.py",
+        "har_runtime/__init__.py",
+        "har_runtime/champions.py",
+        "har_runtime/runtime.py",
+    ]
     models = [m["tag"] for s in info["services"] for m in s["models"]]
     assert len(models) == 1 and models[0].startswith(f"{MODEL_NAME}:")
     assert (bentoml_home / "models" / MODEL_NAME / models[0].split(":")[1] / "model.int8.onnx").is_file()

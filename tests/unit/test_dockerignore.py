@@ -29,7 +29,7 @@ CODE = [
     "cli/main.py",
     "steps/train_model.py",
     "pipelines/train_pipeline.py",
-    "deployment/har_runtime/runtime.py",
+    "har_runtime/runtime.py",
     "pyproject.toml",
     "requirements.lock",
     "requirements-cluster.lock",  # the step image installs it

@@ -1,10 +1,10 @@
 """The import graph of the project's own modules: no cycles, arrows run one way.
 
-Layers, top to bottom: ``cli`` -> ``pipelines`` -> ``steps`` -> ``components``. A module may
-import from its own layer or from a layer below it, never from one above. ``deployment``
-(``service.py``, ``rehearsal/``, ``cluster_lock.py``) and ``har_runtime`` (the torch-free
-runtime, which lives in ``deployment/har_runtime`` so that the Bento packages it) sit beside
-that stack: the library must not import them.
+Layers, top to bottom: ``cli`` -> ``pipelines`` -> ``steps`` -> ``components`` ->
+``har_runtime`` (the torch-free ONNX Runtime runtime that the Bento, the edge bundle and the
+library share). A module may import from its own layer or from a layer below it, never from
+one above. ``deployment`` (``service.py``, ``rehearsal/``, ``cluster_lock.py``) sits beside the
+stack: it may use ``har_runtime``, and nothing in the stack imports it.
 
 The graph is read statically with ``ast`` from every ``import`` / ``from ... import`` in our
 packages, function-local ones included, so an import hidden in a function still counts.
@@ -22,33 +22,26 @@ import pytest
 
 from tests.conftest import REPO_ROOT
 
-# top-level import name -> folder that holds it (har_runtime is installed from deployment/)
+# top-level import name -> folder that holds it
 PACKAGES: dict[str, Path] = {
     "cli": REPO_ROOT / "cli",
     "pipelines": REPO_ROOT / "pipelines",
     "steps": REPO_ROOT / "steps",
     "components": REPO_ROOT / "components",
     "deployment": REPO_ROOT / "deployment",
-    "har_runtime": REPO_ROOT / "deployment" / "har_runtime",
+    "har_runtime": REPO_ROOT / "har_runtime",
 }
 
 # package -> the packages it must not import
 FORBIDDEN: dict[str, set[str]] = {
-    "components": {"pipelines", "steps", "deployment", "har_runtime", "cli"},
+    "components": {"pipelines", "steps", "deployment", "cli"},
     "steps": {"pipelines", "cli", "deployment"},
     "pipelines": {"cli", "deployment"},
-    "har_runtime": {"cli", "pipelines", "steps", "components"},
+    "har_runtime": {"cli", "pipelines", "steps", "components", "deployment"},
 }
 
 # (importer package prefix, imported package) -> why it cannot be fixed now. Keep it short.
-ALLOWED_LAYER_EDGES: dict[tuple[str, str], str] = {
-    # The edge simulator/bundle reuse the torch-free runtime the Bento serves, so the device and
-    # the service run the same code. The runtime lives in deployment/har_runtime because
-    # `cd deployment && bentoml build` packages only what is under deployment/. Moving it to a
-    # top-level package means building the Bento from the repo root (bentofile include paths,
-    # the service import path, tests/e2e/test_bento.py); docs/decisions/layering.md records the plan.
-    ("components.edge", "har_runtime"): "torch-free runtime shared with the Bento (see comment)",
-}
+ALLOWED_LAYER_EDGES: dict[tuple[str, str], str] = {}
 
 
 def module_name(path: Path) -> str:
@@ -64,13 +57,9 @@ def module_name(path: Path) -> str:
 
 
 def source_files() -> Iterator[Path]:
-    for top, root in PACKAGES.items():
-        if not root.is_dir():
-            continue
-        for path in sorted(root.rglob("*.py")):
-            if top == "deployment" and (PACKAGES["har_runtime"] in path.parents):
-                continue  # har_runtime is its own top-level package
-            yield path
+    for root in PACKAGES.values():
+        if root.is_dir():
+            yield from sorted(root.rglob("*.py"))
 
 
 def resolve(name: str, modules: set[str]) -> str | None:
