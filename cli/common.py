@@ -33,7 +33,7 @@ def run_pipeline(pipeline: Any, config: Path, no_cache: bool = False) -> Any:
 def publish_data_version(version: str) -> None:
     """Record the pushed data ``version`` as a new version of the ZenML artifact
     ``har_data_version`` in the active stack, where a scheduled run looks for the newest
-    data (``ingest_data_step`` with ``latest: true``)."""
+    data (``data_version_step`` with ``latest: true``)."""
     from zenml import save_artifact
     from zenml.client import Client
 

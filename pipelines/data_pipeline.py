@@ -7,8 +7,8 @@ from typing import Any
 from zenml import pipeline
 
 from steps.check_new_data import check_new_data_step
+from steps.data_version import data_version_step
 from steps.failure_hook import notify_on_failure
-from steps.ingest_data import ingest_data_step
 from steps.split_windows import split_windows_step
 from steps.validate_dataset import validate_dataset_step
 from steps.window_dataset import window_dataset_step
@@ -30,7 +30,7 @@ def prepare_data(
     ``stop_if_trained``: a registered model; the run stops after ingest when that model
     was already trained on the data version (scheduled retraining).
     """
-    version = ingest_data_step(dataset=dataset, source=source, subjects=subjects, reimport=reimport)
+    version = data_version_step(dataset=dataset, source=source, subjects=subjects, reimport=reimport)
     if stop_if_trained:
         version = check_new_data_step(version, registered_model=stop_if_trained)
     validated, _, _ = validate_dataset_step(dataset=dataset, data_version=version, validation=validation)

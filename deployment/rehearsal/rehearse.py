@@ -465,7 +465,7 @@ def scheduled_stop(project: Path, env: dict, config: dict, build_id: str, data_v
 
     scheduled = json.loads(json.dumps(config))
     scheduled["parameters"]["stop_if_unchanged"] = True
-    scheduled["steps"]["ingest_data_step"]["parameters"]["latest"] = True
+    scheduled["steps"]["data_version_step"]["parameters"]["latest"] = True
     path = project / "configs" / "rehearsal-scheduled.yaml"
     path.write_text(yaml.safe_dump(scheduled, sort_keys=False))
     say("a scheduled run on unchanged data (must stop before training)")
@@ -476,14 +476,14 @@ def scheduled_stop(project: Path, env: dict, config: dict, build_id: str, data_v
     out = " ".join((proc.stdout + proc.stderr).split())
     run = Client().get_pipeline("train_pipeline").last_run
     steps = {name: str(step.status.value) for name, step in run.steps.items()}
-    ingest = run.steps.get("ingest_data_step")
+    ingest = run.steps.get("data_version_step")
     source = str(ingest.run_metadata.get("data_version_source")) if ingest else None
     pulled = ingest.outputs["data_version"][0].load() if ingest else None
     containers = step_containers(run.orchestrator_run_id)
     problems = []
     if proc.returncode == 0:
         problems.append("the run did not stop")
-    if steps != {"ingest_data_step": "completed", "check_new_data_step": "failed"}:
+    if steps != {"data_version_step": "completed", "check_new_data_step": "failed"}:
         problems.append(f"steps {steps}, not ingest completed + check_new_data_step stopped")
     if not (source or "").startswith("har_data_version v") or pulled != data_version:
         problems.append(f"ingest took {pulled} from {source}, not {data_version} from har_data_version")

@@ -141,7 +141,7 @@ def test_new_recordings_retrain_and_noop(project):
     assert f"published har_data_version v1 = {v1}" in out, out
     scheduled = yaml.safe_load(project["config"].read_text())
     scheduled["parameters"]["stop_if_unchanged"] = True
-    scheduled["steps"] = {"ingest_data_step": {"parameters": {"pull": True, "latest": True}}}
+    scheduled["steps"] = {"data_version_step": {"parameters": {"pull": True, "latest": True}}}
     path = project["root"] / "scheduled.yaml"
     path.write_text(yaml.safe_dump(scheduled))
     exp = client.get_experiment_by_name("cmd-har")

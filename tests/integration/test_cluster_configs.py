@@ -54,7 +54,8 @@ def test_an_overlay_of_train_yaml_same_model_parameters_and_gates(name):
     assert cfg["model"] == train["model"]
     for step, options in train["steps"].items():
         assert cfg["steps"][step] == options
-    assert cfg["steps"]["ingest_data_step"] == {"parameters": {"pull": True, **({"latest": True} if scheduled else {})}}
+    pulled = {"pull": True, **({"latest": True} if scheduled else {})}
+    assert cfg["steps"]["data_version_step"] == {"parameters": pulled}
 
 
 @pytest.mark.parametrize("name", CONFIGS)
@@ -103,8 +104,8 @@ for path in sys.argv[2:]:
         "requirements": docker.requirements,
         "files": [[name, text] for name, text, _ in files],  # what the image builder installs
         "dockerfile": B._generate_zenml_pipeline_dockerfile("parent:1", docker, files).splitlines(),
-        "pull": steps["ingest_data_step"].config.parameters.get("pull"),
-        "latest": steps["ingest_data_step"].config.parameters.get("latest"),
+        "pull": steps["data_version_step"].config.parameters.get("pull"),
+        "latest": steps["data_version_step"].config.parameters.get("latest"),
         "tracker": steps["train_model_step"].config.experiment_tracker,
         "cron": schedule.cron_expression if schedule else None,
         "steps": sorted(steps),

@@ -36,7 +36,7 @@ from tests.conftest import (
 from tests.integration.test_data_validation import VICTIM, nan_burst
 
 TRAIN_STEPS = [
-    "ingest_data_step",
+    "data_version_step",
     "validate_dataset_step",
     "window_dataset_step",
     "split_windows_step",
@@ -196,7 +196,7 @@ def _config(root: Path, code: Path) -> Path:
             "environment": {"HAR_DATA_DIR": str(folder / "data"), "HAR_ARTIFACTS_DIR": str(folder / "artifacts")},
             "success_hook_source": f"{__name__}.discard_step_folder",
         }
-    config["steps"]["ingest_data_step"]["parameters"] = {"pull": True}  # as in configs/cluster.yaml
+    config["steps"]["data_version_step"]["parameters"] = {"pull": True}  # as in configs/cluster.yaml
     p = config["parameters"]
     p.update(
         small_dsads_parameters("cmd-har-hermetic"),

@@ -65,7 +65,7 @@ def test_schedule_yaml_becomes_a_zenml_schedule_per_orchestrator():
     assert "orchestrator.kubernetes" not in kfp["settings"]
     assert k8s["extra"]["scheduled_for"] == "kubernetes" and "scheduled_for" not in SCHEDULE["extra"]
     # the scheduled run pulls the newest pushed data and stops when it is nothing new
-    assert SCHEDULE["steps"]["ingest_data_step"]["parameters"] == {"pull": True, "latest": True}
+    assert SCHEDULE["steps"]["data_version_step"]["parameters"] == {"pull": True, "latest": True}
     assert SCHEDULE["parameters"]["stop_if_unchanged"] is True
     with pytest.raises(ScheduleError, match="extra.cron_expression"):
         scheduled_run_config({"parameters": {}}, "kubernetes")
@@ -157,7 +157,7 @@ _PULL = """
 import json
 from zenml import save_artifact
 from components.data.versioning import PUBLISHED_ARTIFACT
-from steps.ingest_data import _pulled_version
+from steps.data_version import _pulled_version
 
 before = _pulled_version("dsads", latest=True)  # nothing published: data.dvc's version
 for md5 in ["aaaa", "bbbb"]:

@@ -26,7 +26,7 @@ logger = get_logger(__name__)
 
 # reads data/ as it is now: must run every time; retried: it talks to the DVC remote and ZenML
 @step(enable_cache=False, retry=NETWORK_RETRY)
-def ingest_data_step(
+def data_version_step(
     dataset: str = "dsads",
     source: str | None = None,
     subjects: list[str] | None = None,
