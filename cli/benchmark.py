@@ -23,9 +23,11 @@ from typing import Any
 
 from components.benchmark.command import PROCESSES, Engine, make_benchmark
 from components.benchmark.protocol import BenchmarkSettings
+from components.config import REPO_ROOT, load_run_config
 
 TRAIN_STEP = "train_benchmark_task_step"
 RESULT_STEP = "aggregate_benchmark_step"
+CLUSTER_CONFIG = REPO_ROOT / "configs" / "cluster.yaml"
 
 
 def _plan(settings: BenchmarkSettings, log: Callable[[str], None]) -> tuple[Any, list[dict[str, Any]]]:
@@ -55,10 +57,14 @@ def run_pipeline_engine(
         f"benchmark_pipeline: {len(tasks)} training steps ({len(plan.names)} models x {len(plan.folds)} folds x "
         f"{settings.seeds} seeds), device {plan.device}, on the active ZenML stack"
     )
+    pipe = benchmark_pipeline
+    if not Client().active_stack.orchestrator.config.is_local:
+        # step pods run the image configs/cluster.yaml describes (the train pipeline's)
+        docker = load_run_config(CLUSTER_CONFIG).get("settings", {}).get("docker")
+        pipe = benchmark_pipeline.with_options(settings={"docker": docker})
+        log(f"remote orchestrator: step image settings from {CLUSTER_CONFIG.relative_to(REPO_ROOT)} (settings.docker)")
     try:
-        run = benchmark_pipeline(
-            settings=settings.to_dict(), tasks=tasks, windows_sha256=plan.windows_sha256, started_unix=t0
-        )
+        run = pipe(settings=settings.to_dict(), tasks=tasks, windows_sha256=plan.windows_sha256, started_unix=t0)
     except RuntimeError as exc:  # the local orchestrator raises when a step failed
         raise ValueError(f"benchmark_pipeline failed ({exc}); {_rerun_hint()}") from exc
     run = Client().get_pipeline_run(run.id)
