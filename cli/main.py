@@ -20,10 +20,10 @@ import typer
 from rich.table import Table
 
 from cli import dataset, edge, retrain
+from cli.benchmark import benchmark
 from cli.common import console, fail, publish_data_version, run_pipeline
 from cli.summary import print_train_run_summary
 from components import __version__
-from components.benchmark.command import benchmark
 from components.config import REPO_ROOT, artifacts_dir, data_dir, load_run_config
 from components.data.manifest import Manifest
 from components.data.recordings import read_index
@@ -292,7 +292,7 @@ def zenml_model_view(model: str, version: str | None):
     )
 
 
-app.command("benchmark")(benchmark)  # the cross-subject benchmark (plain torch; runs without the MLOps stack)
+app.command("benchmark")(benchmark)  # the cross-subject benchmark: process pool or ZenML pipeline
 app.add_typer(edge.edge_app, name="edge")  # `har edge ...` (torch-free)
 retrain.register(app, data_app)  # `har data ingest`, `har retrain`, `har schedule`
 dataset.register(app, data_app)  # `har data new`, `har config new`

@@ -74,8 +74,12 @@ def _supports_mask(model: Any) -> bool:
     return hasattr(model, "forward_train") and len(getattr(model, "input_groups", [])) > 1
 
 
-def run_task(task: dict[str, Any]) -> dict[str, Any]:
-    """Train and test one (model, fold, seed); returns a JSON-able record (``error`` on failure)."""
+def run_task(task: dict[str, Any], windows: WindowSet | None = None) -> dict[str, Any]:
+    """Train and test one (model, fold, seed); returns a JSON-able record (``error`` on failure).
+
+    ``windows``: the run's windows; None reads them from ``task["windows_dir"]`` (the worker
+    processes' memory-mapped copy).
+    """
     t0 = time.time()
     record: dict[str, Any] = {
         "model": task["model"],
@@ -97,7 +101,8 @@ def run_task(task: dict[str, Any]) -> dict[str, Any]:
 
         if task.get("threads"):
             torch.set_num_threads(task["threads"])
-        windows = _load_windows(task["windows_dir"])
+        if windows is None:
+            windows = _load_windows(task["windows_dir"])
         fold = Fold(**task["fold"])
         split = apply_fold(windows, fold)
         train, val, test = split.standardized()
@@ -173,6 +178,19 @@ class Outcome:
     truncated: list[dict[str, Any]]
 
 
+def add_record(out: Outcome, rec: dict[str, Any], log: Callable[[str], None] = print) -> None:
+    """File one task record in ``out``: under its model, and as skipped, cut short or failed."""
+    out.records[rec["model"]].append(rec)
+    key = {k: rec.get(k) for k in ("model", "fold", "seed")}
+    if "skipped" in rec:
+        out.skipped.append(key)
+    if "truncated" in rec:
+        out.truncated.append({**key, "reason": rec["truncated"]})
+    if "error" in rec:
+        out.failures.append({k: rec.get(k) for k in ("model", "fold", "seed", "error", "traceback")})
+        log(f"FAILED {rec['model']} / {rec['fold']} / seed {rec['seed']}: {rec['error']}")
+
+
 def execute(
     plan: RunPlan, settings: BenchmarkSettings, progress: bool = True, log: Callable[[str], None] = print
 ) -> Outcome:
@@ -199,17 +217,9 @@ def execute(
             bar = tqdm(total=len(tasks), desc="benchmark", unit="task")
 
         def collect(rec: dict[str, Any]) -> None:
-            out.records[rec["model"]].append(rec)
+            add_record(out, rec, log)
             if rec["model"] in ledgers:
                 ledgers[rec["model"]].save(rec, plan.ledger_provenance)
-            key = {k: rec.get(k) for k in ("model", "fold", "seed")}
-            if "skipped" in rec:
-                out.skipped.append(key)
-            if "truncated" in rec:
-                out.truncated.append({**key, "reason": rec["truncated"]})
-            if "error" in rec:
-                out.failures.append({k: rec.get(k) for k in ("model", "fold", "seed", "error", "traceback")})
-                log(f"FAILED {rec['model']} / {rec['fold']} / seed {rec['seed']}: {rec['error']}")
             if bar is None and "metrics" in rec:
                 log(
                     f"done {rec['model']} {rec['fold']} seed {rec['seed']}: macro-F1 {rec['metrics']['macro_f1']:.3f}, "

@@ -163,25 +163,12 @@ def _open_ledgers(
     return ledgers, done
 
 
-def plan_run(settings: BenchmarkSettings, log: Callable[[str], None] = print) -> RunPlan:
-    """Check ``settings``, cut the windows, resolve folds, device and executor, and split the
-    tasks into those to train and those the ledger already holds."""
-    import torch  # torch and pyarrow-backed windowing load here: the CLI imports this package
-
+def cut_windows(settings: BenchmarkSettings, log: Callable[[str], None] = print) -> tuple[Path, WindowSet]:
+    """``(data folder, windows)``: the dataset cut at the protocol's window settings (imported
+    first if missing), restricted to ``settings.subjects`` when set."""
     from components.data.windowing import WindowConfig, window_dataset
-    from components.models.registry import MODEL_NAMES, build_model
 
-    names = settings.model_names()
-    unknown = [n for n in names if n not in MODEL_NAMES]
-    if unknown:
-        raise ValueError(f"unknown models {unknown}; known: {', '.join(MODEL_NAMES)}")
-    not_run = sorted(set(settings.hparams) - set(names))
-    if not_run:
-        raise ValueError(f"--hparams names models that this run does not train: {not_run} (models: {names})")
-    if settings.seeds < 1 or settings.jobs < 1:
-        raise ValueError("seeds and jobs must be >= 1")
     root = Path(settings.data_dir) if settings.data_dir else default_data_dir()
-    out_dir = Path(settings.out) if settings.out else REPO_ROOT / "benchmarks" / "results"
     dataset_dir = root / settings.dataset
     if not (dataset_dir / "manifest.yaml").exists():
         from components.data.importers import import_dataset
@@ -195,6 +182,43 @@ def plan_run(settings: BenchmarkSettings, log: Callable[[str], None] = print) ->
         if missing:
             raise ValueError(f"subjects {missing} are not in {settings.dataset} ({windows.subjects})")
         windows = windows.for_subjects(settings.subjects)
+    return root, windows
+
+
+def check_settings(settings: BenchmarkSettings) -> list[str]:
+    """The run's model names, once the models, hparams, seeds and jobs are checked."""
+    from components.models.registry import MODEL_NAMES
+
+    names = settings.model_names()
+    unknown = [n for n in names if n not in MODEL_NAMES]
+    if unknown:
+        raise ValueError(f"unknown models {unknown}; known: {', '.join(MODEL_NAMES)}")
+    not_run = sorted(set(settings.hparams) - set(names))
+    if not_run:
+        raise ValueError(f"--hparams names models that this run does not train: {not_run} (models: {names})")
+    if settings.seeds < 1 or settings.jobs < 1:
+        raise ValueError("seeds and jobs must be >= 1")
+    return names
+
+
+def plan_run(settings: BenchmarkSettings, log: Callable[[str], None] = print) -> RunPlan:
+    """Check ``settings``, cut the windows, resolve folds, device and executor, and split the
+    tasks into those to train and those the ledger already holds."""
+    check_settings(settings)
+    root, windows = cut_windows(settings, log)
+    return plan_for_windows(settings, root, windows, log)
+
+
+def plan_for_windows(
+    settings: BenchmarkSettings, root: Path, windows: WindowSet, log: Callable[[str], None] = print
+) -> RunPlan:
+    """:func:`plan_run` for windows already cut (:func:`cut_windows`)."""
+    import torch  # torch loads here: the CLI imports this package
+
+    from components.models.registry import build_model
+
+    names = check_settings(settings)
+    out_dir = Path(settings.out) if settings.out else REPO_ROOT / "benchmarks" / "results"
     folds = _resolve_folds(settings, windows.subjects)
     spec = InputSpec.from_windows(windows)
     for n, hp in settings.hparams.items():  # a misspelt argument fails here, not in every task

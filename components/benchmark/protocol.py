@@ -18,7 +18,7 @@ Nothing here imports ZenML, MLflow, DVC or torch.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -191,6 +191,16 @@ class BenchmarkSettings:
         if self.ablations:
             names += [a for a in ABLATIONS if a not in names]
         return names
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able fields (paths as strings): how a pipeline carries the settings."""
+        return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> BenchmarkSettings:
+        """The inverse of :meth:`to_dict`."""
+        paths = {k: Path(values[k]) if values.get(k) is not None else None for k in ("data_dir", "out", "ledger")}
+        return cls(**{**values, **paths})
 
     def trainer_settings(self) -> dict[str, float]:
         return {k: getattr(self, k) for k in PROTOCOL_TRAINER}

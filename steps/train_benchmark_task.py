@@ -1,0 +1,46 @@
+"""Step: train and test one (model, fold, seed) of the cross-subject benchmark."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from zenml import get_step_context, step
+from zenml.config import CachePolicy, ResourceSettings
+
+from components.benchmark.fanout import train_task
+from components.data.window_set import WindowSet
+
+
+def train_resources(device: str, cpus: int) -> ResourceSettings:
+    """What one training step asks the orchestrator for: ``cpus`` cores, and one GPU when the
+    run's device is CUDA (the local orchestrator ignores both, with a warning)."""
+    return ResourceSettings(cpu_count=cpus, gpu_count=1 if device.startswith("cuda") else None)
+
+
+# The cache key is the benchmark ledger's: the windows (the artifact's content hash, which
+# is their sha256, not the artifact id, so re-cut identical windows still hit), the task
+# (model, hparams, fold subjects, seed, epochs, patience, trainer settings, device), the
+# ledger's code fingerprint for this model, and this step's own source.
+@step(cache_policy=CachePolicy(include_artifact_ids=False))
+def train_benchmark_task_step(
+    windows: WindowSet, task: dict[str, Any], windows_sha256: str, code_sha256: str
+) -> Annotated[dict[str, Any], "benchmark_record"]:
+    """One training of the benchmark; its record (JSON) as in the benchmark ledger.
+
+    Args:
+        windows: the run's windows (``prepare_benchmark_windows_step``).
+        task: :func:`components.benchmark.fanout.pipeline_tasks`' ``task``.
+        windows_sha256: the planned windows' sha256 (checked against the artifact).
+        code_sha256: the planned code fingerprint (checked against the code that runs here).
+
+    Raises:
+        RuntimeError: when the training failed: a failed step is never cached, so a rerun
+            trains it again.
+    """
+    record = train_task(task, windows, windows_sha256, code_sha256, run_name=get_step_context().pipeline_run.name)
+    if "error" in record:
+        raise RuntimeError(
+            f"{task['model']} / {task['fold']['name']} / seed {task['seed']}: {record['error']}\n"
+            f"{record.get('traceback', '')}"
+        )
+    return record
