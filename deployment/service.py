@@ -88,7 +88,10 @@ LIMITS = Limits(
 )
 MAX_BODY_BYTES = int(os.environ.get("HAR_MAX_BODY_BYTES", 32 * 2**20))
 THREADS = int(os.environ.get("HAR_ORT_THREADS", 1))  # ONNX Runtime intra-op threads per worker
-WORKERS = int(os.environ.get("HAR_WORKERS", 1))
+# One worker per core: a worker serves one request at a time in Python, so on 2 cores a second
+# worker doubled single-window requests/s and multi-window windows/s (benchmarks/serving.py,
+# "workers-2"); each worker loads the small model and times its precision on its own.
+WORKERS = int(os.environ.get("HAR_WORKERS") or os.cpu_count() or 1)
 # int8 is the edge model, but on x86 ORT its QDQ graph runs ~2.4x slower than fp32
 # (benchmarks/results/serving.json, int8_vs_fp32): "auto" times both on this host at start-up.
 PRECISION = os.environ.get("HAR_MODEL_PRECISION", "auto")
@@ -295,8 +298,13 @@ class HARService:
 
     @bentoml.api
     def batch_stats(self) -> dict[str, Any]:
-        """Batch sizes the adaptive batcher formed for ``classify`` (size -> count), this worker."""
-        return {"batch_sizes": {str(k): v for k, v in sorted(self.batch_sizes.items())}}
+        """Batch sizes the adaptive batcher formed for ``classify`` (size -> count) in the worker
+        that answers (``pid``); ``workers`` says how many there are."""
+        return {
+            "pid": os.getpid(),
+            "workers": WORKERS,
+            "batch_sizes": {str(k): v for k, v in sorted(self.batch_sizes.items())},
+        }
 
 
 HARService.add_asgi_middleware(BodyLimit)

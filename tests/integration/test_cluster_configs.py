@@ -11,9 +11,9 @@
   requirements file and one `pip install` of it;
 - the stack scripts (dry run) only use flags that the flavors' config classes accept,
   register every component the stack names, and their DVC commands work;
-- the MLflow password reaches ZenML through a file: never in a command's argv or the output;
-- the Kubernetes script runs twice against a throwaway ZenML store (the second run updates), and
-  the Kubeflow one after it reuses the shared tracker and secret.
+- the MLflow password reaches ZenML through a file: never in a command's argv or the output.
+
+The scripts run for real against a ZenML store in test_stack_scripts_store.py.
 """
 
 from __future__ import annotations
@@ -21,11 +21,8 @@ from __future__ import annotations
 import importlib
 import json
 import os
-import shutil
 import subprocess
 import sys
-from importlib.util import find_spec
-from pathlib import Path
 
 import pytest
 import yaml
@@ -33,7 +30,7 @@ import yaml
 from components.retraining.schedule import parse_cron
 from deployment.cluster_lock import CLUSTER_LOCK, read_lock
 from tests.conftest import QUIET_ENV, REPO_ROOT, dvc_project, isolated_env
-from tests.stack_scripts import FLAVOR_CONFIGS, SCRIPTS, STACK_ENV, fake_tools, stack_script, traced_commands
+from tests.stack_scripts import FLAVOR_CONFIGS, SCRIPTS, STACK_ENV, stack_script, traced_commands
 
 CONFIGS = ["cluster.yaml", "schedule.yaml"]
 
@@ -272,97 +269,3 @@ def test_the_mlflow_password_goes_through_a_file_not_the_command_line(script, tm
     register = ["experiment-tracker", "register", "mlflow_tracker"]
     tracker = next(c for c in traced_commands(proc.stdout) if c[1:4] == register)
     assert "--tracking_password={{har_mlflow.password}}" in tracker
-
-
-# --- for real, against a throwaway ZenML store -------------------------------------------------------
-# (the recording `zenml` in front of the real one: tests/stack_scripts.py ZENML_WRAPPER)
-def _run_for_real(root: Path, script: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    proc = subprocess.run(stack_script(script, root), cwd=root, env=env, capture_output=True, text=True, timeout=600)
-    assert "pw-9f3Zq" not in proc.stdout + proc.stderr
-    assert not any(Path(env["TMPDIR"]).iterdir()), "the secret file was left behind"
-    return proc
-
-
-_STATE = """
-import json
-from zenml.client import Client
-c = Client()
-out = {"active": c.active_stack_model.name, "secret": c.get_secret("har_mlflow").secret_values, "components": {}}
-for comp in c.list_stack_components(size=100).items:
-    out["components"][comp.name] = [comp.flavor_name, comp.configuration]
-out["stacks"] = sorted(s.name for s in c.list_stacks().items)
-print("RESULT" + json.dumps(out))
-"""
-
-
-@pytest.mark.slow
-def test_stack_scripts_run_twice_against_a_zenml_store(tmp_path):
-    root = dvc_project(tmp_path / "repo")
-    shutil.copytree(REPO_ROOT / "deployment" / "stacks", root / "deployment" / "stacks")
-    bin_dir, scratch = fake_tools(tmp_path, root)
-    argv_log = tmp_path / "argv.log"
-    env = {
-        **os.environ,
-        **QUIET_ENV,
-        **STACK_ENV,
-        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
-        "ZENML_CONFIG_PATH": str(tmp_path / "zen-config"),
-        "TMPDIR": str(scratch),
-        "ARGV_LOG": str(argv_log),
-        "HAR_MLFLOW_USERNAME": "ci-user-7q",
-        "HAR_MLFLOW_PASSWORD": PASSWORD,
-        "HAR_IMAGE_BUILDER": "kaniko",
-        "HAR_AWS_VERIFY": "0",  # the AWS connector: no AWS here (tests/integration/test_stack_aws.py)
-    }
-    env.pop("ZENML_REPOSITORY_PATH", None)
-
-    first = _run_for_real(root, "register_kubernetes_stack.sh", env)
-    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
-    second = _run_for_real(
-        root, "register_kubernetes_stack.sh", env | {"HAR_MLFLOW_URI": "https://mlflow2.example.org"}
-    )
-    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
-    commands = traced_commands(second.stdout)
-    assert not [c for c in commands if c[0] == "zenml" and c[2] in ("register", "create")]
-    assert ["zenml", "secret", "update", "har_mlflow"] == [c[:4] for c in commands if c[1] == "secret"][0]
-    assert ["zenml", "stack", "set", "har_k8s"] in commands
-
-    # the Kubeflow stack after it: the shared tracker and secret are updated, not registered again
-    third = _run_for_real(root, "register_kubeflow_stack.sh", env)
-    commands = traced_commands(third.stdout)
-    assert ["zenml", "secret", "update", "har_mlflow"] == [c[:4] for c in commands if c[1] == "secret"][0]
-    assert any(c[1:4] == ["experiment-tracker", "update", "mlflow_tracker"] for c in commands)
-    assert any(c[1:4] == ["artifact-store", "register", "har_kfp_s3"] for c in commands)
-    if find_spec("kubernetes") is None:
-        # a kubeflow orchestrator's config needs the `kubernetes` package (`zenml integration install
-        # kubeflow`, not in this venv): the run stops there, after everything shared went through
-        assert third.returncode != 0 and "No module named 'kubernetes'" in third.stderr, third.stderr[-3000:]
-        assert commands[-1][1:4] == ["orchestrator", "register", "har_kfp_orchestrator"]
-    else:
-        assert third.returncode == 0, third.stdout[-3000:] + third.stderr[-3000:]
-
-    assert "pw-9f3Zq" not in argv_log.read_text()  # in no zenml argv
-    state = subprocess.run(
-        [sys.executable, "-c", _STATE], cwd=root, env=env, capture_output=True, text=True, timeout=300
-    )
-    assert state.returncode == 0, state.stderr[-3000:]
-    state = json.loads(state.stdout.split("RESULT", 1)[1])
-    assert state["secret"] == {"username": "ci-user-7q", "password": PASSWORD}
-    components = state["components"]
-    assert components["mlflow_tracker"] == [
-        "mlflow",
-        {
-            "tracking_uri": "https://mlflow.example.org",
-            "tracking_username": "{{har_mlflow.username}}",
-            "tracking_password": "{{har_mlflow.password}}",
-        },
-    ]
-    assert components["har_k8s_builder"] == ["kaniko", {"kubernetes_context": "prod"}]
-    assert components["har_k8s_orchestrator"][0] == "kubernetes"
-    assert "har_k8s" in state["stacks"]
-    if third.returncode == 0:
-        assert state["active"] == "har_kfp"
-    else:
-        assert state["active"] == "har_k8s"
-    config = (root / ".dvc" / "config").read_text()
-    assert "remote = s3" in config and "url = s3://bucket/cmd-har/dvc" in config
