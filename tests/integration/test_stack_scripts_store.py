@@ -147,7 +147,7 @@ def test_the_stack_scripts_register_update_and_unlink_in_a_zenml_store(fake_chec
     assert state["components"]["mlflow_tracker"]["config"]["tracking_uri"] == "https://mlflow2.example.org"
 
     # 3. none: the components are unlinked (the connector itself stays, unused)
-    _, commands = _run(root, env, HAR_AWS_AUTH="none")
+    _, commands = _run(root, env, HAR_AWS_AUTH="none", HAR_IMAGE_BUILDER="kaniko")
     assert [c[1:4] for c in commands if c[2] == "disconnect"] == [[k, "disconnect", n] for k, n in LINKS]
     state = _state(root, env)
     assert {name: state["components"][name]["connector"] for name in LINKED} == dict.fromkeys(LINKED)
