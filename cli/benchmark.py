@@ -95,7 +95,8 @@ def stack_use(settings: BenchmarkSettings, log: Callable[[str], None]) -> StackU
     config = load_run_config(path) if path else {}
     docker = (config.get("settings") or {}).get("docker")
     if containerized:
-        where = path.relative_to(REPO_ROOT) if path.resolve().is_relative_to(REPO_ROOT) else path
+        full = Path(path).resolve()
+        where = full.relative_to(REPO_ROOT) if full.is_relative_to(REPO_ROOT) else full
         log(f"{stack.orchestrator.flavor} runs each step in a container: step image from {where} (settings.docker)")
     tracker = stack.experiment_tracker
     name = None
