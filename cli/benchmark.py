@@ -27,6 +27,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ from components.benchmark.command import PROCESSES, Engine, make_benchmark
 from components.benchmark.protocol import BenchmarkSettings
 from components.config import REPO_ROOT, load_run_config
 
+PIPELINE_NAME = "benchmark_pipeline"  # also the MLflow experiment of its runs (ZenML's tracker default)
 TRAIN_STEP = "train_benchmark_task_step"
 RESULT_STEP = "aggregate_benchmark_step"
 CLUSTER_CONFIG = REPO_ROOT / "configs" / "cluster.yaml"
@@ -151,14 +153,17 @@ def run_pipeline_engine(
         f"benchmark_pipeline: {len(tasks)} training steps ({len(plan.names)} models x {len(plan.folds)} folds x "
         f"{settings.seeds} seeds), device {plan.device}, on the active ZenML stack"
     )
-    if use.experiment_tracker:
-        log(
-            f"each training logs to MLflow ({use.experiment_tracker}): experiment benchmark_pipeline, one run per "
-            "training step nested under the pipeline run's"
-        )
     pipe = benchmark_pipeline
     if use.containerized:
-        pipe = benchmark_pipeline.with_options(settings={"docker": use.docker} if use.docker else {})
+        pipe = pipe.with_options(settings={"docker": use.docker} if use.docker else {})
+    if use.experiment_tracker:
+        run_name = f"{PIPELINE_NAME}-{datetime.now(timezone.utc):%Y_%m_%d-%H_%M_%S_%f}"
+        open_tracking_run(run_name, settings, plan, len(tasks))
+        pipe = pipe.with_options(run_name=run_name)
+        log(
+            f"each training logs to MLflow ({use.experiment_tracker}): experiment {PIPELINE_NAME}, one run per "
+            f"training step nested under run {run_name}"
+        )
     try:
         run = pipe(
             settings=settings.to_dict(),
@@ -184,6 +189,39 @@ def run_pipeline_engine(
     result = run.steps[RESULT_STEP].outputs["benchmark_result"][0].load()
     result["command"] = " ".join(sys.argv)
     return result, write_result(result, plan.out_dir)
+
+
+def open_tracking_run(run_name: str, settings: BenchmarkSettings, plan: Any, n_tasks: int) -> str:
+    """Make the MLflow run that the training steps' runs nest under (the pipeline run's, named
+    after it) in the stack's tracker, with the run's settings as params; returns its id.
+
+    ZenML's MLflow tracker looks that run up by name when a step starts and creates it when
+    missing, so training pods that start at the same moment would each create one; made here
+    first, every step finds it.
+    """
+    import mlflow
+    import zenml
+    from zenml.client import Client
+    from zenml.integrations.mlflow.mlflow_utils import ZENML_TAG_KEY
+
+    Client().active_stack.experiment_tracker.configure_mlflow()
+    mlflow.set_experiment(PIPELINE_NAME)
+    with mlflow.start_run(run_name=run_name, tags={ZENML_TAG_KEY: zenml.__version__}) as run:
+        mlflow.log_params(
+            {
+                "dataset": settings.dataset,
+                "protocol": settings.protocol,
+                "models": ",".join(plan.names),
+                "folds": ",".join(f.name for f in plan.folds),
+                "seeds": settings.seeds,
+                "epochs": settings.epochs,
+                "patience": settings.patience,
+                "device": plan.device,
+                "windows_sha256": plan.windows_sha256,
+                "trainings": n_tasks,
+            }
+        )
+    return run.info.run_id
 
 
 def _rerun_hint() -> str:

@@ -130,6 +130,7 @@ def test_pipeline_engine_matches_processes_and_caches_like_the_ledger(bench, tmp
     assert len(parents) == 1 and None not in parents, runs
     (parent,) = [n for n, r in runs.items() if r["id"] in parents]
     assert parent.startswith("benchmark_pipeline-"), parent  # named after the ZenML run
+    assert runs[parent]["params"]["models"] == "cnn" and runs[parent]["params"]["trainings"] == "2", runs[parent]
     for rec in cold["models"]["cnn"]["per_fold"]:
         run = trainings[step_id("cnn", rec["fold"], rec["seed"])]
         assert run["params"]["model"] == "cnn" and run["params"]["fold"] == rec["fold"]
