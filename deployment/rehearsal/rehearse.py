@@ -1,4 +1,4 @@
-"""`make rehearsal`: train_pipeline with one container per step, on one machine.
+"""`make rehearsal`: train_pipeline, then a small benchmark_pipeline, with one container per step, on one machine.
 
 The stack has the shape of deployment/stacks (a cluster): ZenML's ``local_docker``
 orchestrator (each step its own container, host networking, everything on 127.0.0.1),
@@ -23,7 +23,8 @@ What the run does, in a temporary folder (nothing in this checkout changes excep
      and the run must stop in ``check_new_data_step``, before training;
   7. runs a small benchmark on the same stack, ``har benchmark --engine pipeline`` (DSADS LOSO
      on the imported subjects, folds 7 and 8, ``cnn``, 1 epoch, 1 seed, the same run config):
-     every step in its own container, the recordings fetched from S3 by the pulled data
+     every step that ran in its own container (``local_docker`` also starts one for a cached
+     step, which exits without training), the recordings fetched from S3 by the pulled data
      version, each training a nested MLflow run on the tracking server, the result JSON with
      2 fold records; the same command again must train nothing (every training step cached).
 
