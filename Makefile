@@ -80,7 +80,7 @@ $(VENV)/.installed-rehearsal: $(INSTALLED)
 	$(BIN)/python -m pip install -q -c requirements.lock -e ".[dev,rehearsal]"
 	@touch $@
 
-rehearsal: $(VENV)/.installed-rehearsal ## train_pipeline, one container per step, S3 + MLflow server (needs Docker)
+rehearsal: $(VENV)/.installed-rehearsal ## train_pipeline + a small benchmark_pipeline, one container per step, S3 + MLflow server (needs Docker)
 	$(BIN)/python deployment/rehearsal/rehearse.py
 
 $(UV):

@@ -10,14 +10,24 @@ docstring: "does not allow for concurrent execution of steps"), so on a laptop t
 trains one task at a time where ``--jobs 2`` trains two. The pipeline engine is for a
 cluster stack (one pod per training, ``ResourceSettings`` per step) and for ZenML's cache
 as the ledger.
+
+The recordings: on a stack whose orchestrator runs steps in containers (``local_docker``,
+Kubernetes, Kubeflow) a step has no ``data/``, so the run config (``--run-config``, default
+``configs/cluster.yaml``) decides ``data_version_step``'s parameters (``pull: true``: the
+code's ``data.dvc`` version) and its step image; this command plans from that same version,
+fetched by :func:`~components.data.versioning.materialize`. On a local stack the steps run
+here and ``data_version_step`` imports and versions ``data/`` as train_pipeline does.
 """
 
 from __future__ import annotations
 
 import inspect
+import os
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -25,18 +35,103 @@ from components.benchmark.command import PROCESSES, Engine, make_benchmark
 from components.benchmark.protocol import BenchmarkSettings
 from components.config import REPO_ROOT, load_run_config
 
+PIPELINE_NAME = "benchmark_pipeline"  # also the MLflow experiment of its runs (ZenML's tracker default)
 TRAIN_STEP = "train_benchmark_task_step"
 RESULT_STEP = "aggregate_benchmark_step"
 CLUSTER_CONFIG = REPO_ROOT / "configs" / "cluster.yaml"
 
 
-def _plan(settings: BenchmarkSettings, log: Callable[[str], None]) -> tuple[Any, list[dict[str, Any]]]:
-    """The run's plan and its training steps (``pipeline_tasks``)."""
+# the parameters of data_version_step a run config may set for the benchmark (the dataset is
+# the benchmark's; importing other subjects or re-importing would change the planned windows)
+DATA_VERSION_PARAMETERS = ("pull", "latest")
+
+
+@dataclass(frozen=True)
+class StackUse:
+    """How the run uses the active stack.
+
+    Attributes:
+        containerized: the orchestrator runs each step in a container (no ``data/`` there).
+        run_config: the run config the step image and data_version_step parameters come from.
+        docker: its ``settings.docker`` (applied when ``containerized``).
+        data_version_parameters: data_version_step's ``pull`` / ``latest`` from it.
+        experiment_tracker: the stack's MLflow experiment tracker (None: none, or not MLflow).
+    """
+
+    containerized: bool
+    run_config: Path | None
+    docker: dict[str, Any] | None
+    data_version_parameters: dict[str, Any]
+    experiment_tracker: str | None
+
+
+def data_version_parameters(config: dict[str, Any]) -> dict[str, Any]:
+    """``steps.data_version_step.parameters`` of a run config, restricted to
+    :data:`DATA_VERSION_PARAMETERS` (refusing the others)."""
+    params = (((config.get("steps") or {}).get("data_version_step") or {}).get("parameters")) or {}
+    other = sorted(set(params) - set(DATA_VERSION_PARAMETERS))
+    if other:
+        raise ValueError(
+            f"the run config sets data_version_step parameters {other}: the benchmark takes only "
+            f"{', '.join(DATA_VERSION_PARAMETERS)} from it (the dataset and subjects are its options)"
+        )
+    return dict(params)
+
+
+def stack_use(settings: BenchmarkSettings, log: Callable[[str], None]) -> StackUse:
+    """Read the active stack and the run config; point ``$HAR_DATA_DIR`` at ``--data-dir``
+    (a local stack runs the steps in this process)."""
+    from zenml.client import Client
+    from zenml.orchestrators import ContainerizedOrchestrator
+
+    stack = Client().active_stack
+    containerized = isinstance(stack.orchestrator, ContainerizedOrchestrator)
+    if containerized and settings.data_dir:
+        raise ValueError(
+            f"--data-dir names a folder on this machine, but {stack.orchestrator.flavor} runs the steps in "
+            "containers, which read the data version of the code's data.dvc: drop --data-dir"
+        )
+    if settings.data_dir:
+        os.environ["HAR_DATA_DIR"] = str(Path(settings.data_dir).resolve())
+    path = settings.run_config or (CLUSTER_CONFIG if containerized else None)
+    config = load_run_config(path) if path else {}
+    docker = (config.get("settings") or {}).get("docker")
+    if containerized:
+        full = Path(path).resolve()
+        where = full.relative_to(REPO_ROOT) if full.is_relative_to(REPO_ROOT) else full
+        log(f"{stack.orchestrator.flavor} runs each step in a container: step image from {where} (settings.docker)")
+    tracker = stack.experiment_tracker
+    name = None
+    if tracker is not None and tracker.flavor != "mlflow":
+        log(f"experiment tracker {tracker.name} is {tracker.flavor}, not mlflow: the trainings are not tracked")
+    elif tracker is not None:
+        name = tracker.name
+    return StackUse(containerized, path, docker, data_version_parameters(config), name)
+
+
+def _plan(settings: BenchmarkSettings, use: StackUse, log: Callable[[str], None]) -> tuple[Any, list[dict[str, Any]]]:
+    """The run's plan and its training steps (``pipeline_tasks``), from the data the steps
+    will read: the pulled data version, or ``data/`` as it is (which data_version_step versions)."""
     from components.benchmark.fanout import check_pipeline_settings, pipeline_tasks
     from components.benchmark.plan import plan_run
+    from components.data.versioning import dvc_repo, materialize
+    from steps.data_version import pulled_version
 
     check_pipeline_settings(settings)
-    plan = plan_run(settings, log=lambda s: None)
+    params = use.data_version_parameters
+    if params.get("pull"):
+        version, source = pulled_version(settings.dataset, bool(params.get("latest")))
+        log(f"data version {version} ({source}); the steps fetch it by version")
+        with materialize(version, settings.dataset) as folder:
+            plan = plan_run(replace(settings, data_dir=folder.parent), log=lambda s: None)
+    else:
+        if not (dvc_repo() / ".dvc").is_dir():
+            raise ValueError(
+                f"benchmark_pipeline reads its recordings by data version (data_version_step runs `dvc add data` "
+                f"in {dvc_repo()}), and {dvc_repo()} is not a DVC project: `dvc init` there "
+                "(`dvc init --no-scm` outside Git), or use --engine processes"
+            )
+        plan = plan_run(settings, log=lambda s: None)
     return plan, pipeline_tasks(plan)
 
 
@@ -52,19 +147,32 @@ def run_pipeline_engine(
     t0 = time.time()
     if settings.jobs != 1:
         log(f"--jobs {settings.jobs} is ignored by the pipeline engine (the orchestrator schedules the steps)")
-    plan, tasks = _plan(settings, log)
+    use = stack_use(settings, log)
+    plan, tasks = _plan(settings, use, log)
     log(
         f"benchmark_pipeline: {len(tasks)} training steps ({len(plan.names)} models x {len(plan.folds)} folds x "
         f"{settings.seeds} seeds), device {plan.device}, on the active ZenML stack"
     )
     pipe = benchmark_pipeline
-    if not Client().active_stack.orchestrator.config.is_local:
-        # step pods run the image configs/cluster.yaml describes (the train pipeline's)
-        docker = load_run_config(CLUSTER_CONFIG).get("settings", {}).get("docker")
-        pipe = benchmark_pipeline.with_options(settings={"docker": docker})
-        log(f"remote orchestrator: step image settings from {CLUSTER_CONFIG.relative_to(REPO_ROOT)} (settings.docker)")
+    if use.containerized:
+        pipe = pipe.with_options(settings={"docker": use.docker} if use.docker else {})
+    if use.experiment_tracker:
+        run_name = f"{PIPELINE_NAME}-{datetime.now(timezone.utc):%Y_%m_%d-%H_%M_%S_%f}"
+        open_tracking_run(run_name, settings, plan, len(tasks))
+        pipe = pipe.with_options(run_name=run_name)
+        log(
+            f"each training logs to MLflow ({use.experiment_tracker}): experiment {PIPELINE_NAME}, one run per "
+            f"training step nested under run {run_name}"
+        )
     try:
-        run = pipe(settings=settings.to_dict(), tasks=tasks, windows_sha256=plan.windows_sha256, started_unix=t0)
+        run = pipe(
+            settings=settings.to_dict(),
+            tasks=tasks,
+            windows_sha256=plan.windows_sha256,
+            started_unix=t0,
+            data_version_parameters=use.data_version_parameters,
+            experiment_tracker=use.experiment_tracker,
+        )
     except RuntimeError as exc:  # the local orchestrator raises when a step failed
         raise ValueError(f"benchmark_pipeline failed ({exc}); {_rerun_hint()}") from exc
     run = Client().get_pipeline_run(run.id)
@@ -81,6 +189,39 @@ def run_pipeline_engine(
     result = run.steps[RESULT_STEP].outputs["benchmark_result"][0].load()
     result["command"] = " ".join(sys.argv)
     return result, write_result(result, plan.out_dir)
+
+
+def open_tracking_run(run_name: str, settings: BenchmarkSettings, plan: Any, n_tasks: int) -> str:
+    """Make the MLflow run that the training steps' runs nest under (the pipeline run's, named
+    after it) in the stack's tracker, with the run's settings as params; returns its id.
+
+    ZenML's MLflow tracker looks that run up by name when a step starts and creates it when
+    missing, so training pods that start at the same moment would each create one; made here
+    first, every step finds it.
+    """
+    import mlflow
+    import zenml
+    from zenml.client import Client
+    from zenml.integrations.mlflow.mlflow_utils import ZENML_TAG_KEY
+
+    Client().active_stack.experiment_tracker.configure_mlflow()
+    mlflow.set_experiment(PIPELINE_NAME)
+    with mlflow.start_run(run_name=run_name, tags={ZENML_TAG_KEY: zenml.__version__}) as run:
+        mlflow.log_params(
+            {
+                "dataset": settings.dataset,
+                "protocol": settings.protocol,
+                "models": ",".join(plan.names),
+                "folds": ",".join(f.name for f in plan.folds),
+                "seeds": settings.seeds,
+                "epochs": settings.epochs,
+                "patience": settings.patience,
+                "device": plan.device,
+                "windows_sha256": plan.windows_sha256,
+                "trainings": n_tasks,
+            }
+        )
+    return run.info.run_id
 
 
 def _rerun_hint() -> str:
@@ -125,7 +266,7 @@ def cached_trainings(tasks: list[dict[str, Any]]) -> dict[str, str | None]:
 
 def print_pipeline_status(settings: BenchmarkSettings, log: Callable[[str], None]) -> None:
     """``har benchmark --engine pipeline --status``: per planned training, cached or missing."""
-    plan, tasks = _plan(settings, log)
+    plan, tasks = _plan(settings, stack_use(settings, log), log)
     tasks = [{**t, "windows_sha256": plan.windows_sha256} for t in tasks]
     found = cached_trainings(tasks)
     log(f"benchmark_pipeline {settings.dataset}/{settings.protocol}, windows sha256 {plan.windows_sha256[:12]}:")

@@ -59,7 +59,7 @@ def data_version_step(
     """
     source_of_version = "imported"
     if pull:
-        version, source_of_version = _pulled_version(dataset, latest)
+        version, source_of_version = pulled_version(dataset, latest)
     else:
         folder = data_dir() / dataset
         if reimport or not (folder / "manifest.yaml").exists():
@@ -76,7 +76,7 @@ def data_version_step(
     return version
 
 
-def _pulled_version(dataset: str, latest: bool) -> tuple[str, str]:
+def pulled_version(dataset: str, latest: bool) -> tuple[str, str]:
     """(data version, where it came from) for a run that imports nothing."""
     if latest:
         try:

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from zenml import get_step_context, step
 from zenml.config import CachePolicy, ResourceSettings
 
-from components.benchmark.fanout import train_task
+from components.benchmark.fanout import track_record, train_task
 from components.data.window_set import WindowSet
 
 
@@ -33,14 +33,21 @@ def train_benchmark_task_step(
         windows_sha256: the planned windows' sha256 (checked against the artifact).
         code_sha256: the planned code fingerprint (checked against the code that runs here).
 
+    With an experiment tracker attached (``har benchmark`` attaches the stack's MLflow tracker,
+    ``nested``), the record's metrics and the task's model, fold and seed go to this step's
+    MLflow run, nested under the pipeline run's.
+
     Raises:
         RuntimeError: when the training failed: a failed step is never cached, so a rerun
             trains it again.
     """
-    record = train_task(task, windows, windows_sha256, code_sha256, run_name=get_step_context().pipeline_run.name)
+    context = get_step_context()
+    record = train_task(task, windows, windows_sha256, code_sha256, run_name=context.pipeline_run.name)
     if "error" in record:
         raise RuntimeError(
             f"{task['model']} / {task['fold']['name']} / seed {task['seed']}: {record['error']}\n"
             f"{record.get('traceback', '')}"
         )
+    if context.step_run.config.experiment_tracker:  # the stack's MLflow tracker opened this step's run
+        track_record(record, task, windows_sha256)
     return record

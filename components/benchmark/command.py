@@ -38,6 +38,8 @@ class Engine:
 
 
 def _run_processes(settings: BenchmarkSettings, progress: bool, log: Callable[[str], None]):
+    if settings.run_config:
+        raise ValueError("--run-config is a ZenML run config: it works with --engine pipeline only")
     return run_benchmark(settings, progress=progress, log=log)
 
 
@@ -124,6 +126,13 @@ def make_benchmark(engines: dict[str, Engine], default: str = "processes") -> Ca
             "(with --engine pipeline: which trainings of the run these options plan are cached in ZenML)",
         ),
         engine: str = typer.Option(default, "--engine", help=engine_help),
+        run_config: Path | None = typer.Option(
+            None,
+            "--run-config",
+            help="--engine pipeline: ZenML run config whose settings.docker (the step image) and "
+            "steps.data_version_step.parameters (pull, latest) the run uses (default: configs/cluster.yaml when "
+            "the orchestrator runs steps in containers)",
+        ),
     ) -> None:
         """Benchmark models cross-subject and write <out>/<dataset>-<protocol>.json and .md.
 
@@ -163,6 +172,7 @@ def make_benchmark(engines: dict[str, Engine], default: str = "processes") -> Ca
             status: only print the ledger's contents (:func:`~components.benchmark.ledger.ledger_status`),
                 or with another engine what that engine's ``status`` says about the planned run.
             engine: which :class:`Engine` runs the trainings (``engines``' keys).
+            run_config: the pipeline engine's ZenML run config (``BenchmarkSettings.run_config``).
 
         Raises:
             typer.Exit: code 1 if the configuration is invalid or any task failed (the
@@ -208,6 +218,7 @@ def make_benchmark(engines: dict[str, Engine], default: str = "processes") -> Ca
             time_budget_s=time_budget,
             ledger=ledger,
             hparams=model_hparams,
+            run_config=run_config,
         )
         try:
             if status:

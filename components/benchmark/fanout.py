@@ -16,6 +16,7 @@ import os
 import re
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from components.benchmark.ledger import code_fingerprint
 from components.benchmark.plan import RunPlan, cut_windows, environment_info, plan_for_windows, windows_hash
 from components.benchmark.protocol import BenchmarkSettings
 from components.config import data_dir as default_data_dir
+from components.data.versioning import materialize
 from components.data.window_set import WindowSet
 from components.provenance import git_info
 
@@ -65,16 +67,19 @@ def pipeline_tasks(plan: RunPlan) -> list[dict[str, Any]]:
     ]
 
 
-def prepare_windows(settings: BenchmarkSettings, windows_sha256: str) -> WindowSet:
-    """The run's windows, with ``windows_sha256`` in their provenance (the artifact's content
-    hash, so the training steps' cache keys cover the data); raises if the data changed since
-    the run was planned."""
-    _, windows = cut_windows(settings)
+def prepare_windows(settings: BenchmarkSettings, windows_sha256: str, data_version: str) -> WindowSet:
+    """The run's windows, cut from ``settings.dataset`` as it is in ``data_version`` (fetched by
+    version: :func:`~components.data.versioning.materialize`), with ``windows_sha256`` in their
+    provenance (the artifact's content hash, so the training steps' cache keys cover the data);
+    raises if the data changed since the run was planned."""
+    with materialize(data_version, settings.dataset) as folder:
+        _, windows = cut_windows(replace(settings, data_dir=folder.parent), log=lambda s: None)
     got = windows_hash(windows)
     if got != windows_sha256:
         raise ValueError(
-            f"the {settings.dataset} windows changed since this run was planned (sha256 {got[:12]}, "
-            f"planned {windows_sha256[:12]}); start the run again"
+            f"the {settings.dataset} windows of data version {data_version} are not the ones this run was planned "
+            f"with (sha256 {got[:12]}, planned {windows_sha256[:12]}): the data changed since, or the caller "
+            "planned from another data version; start the run again"
         )
     windows.provenance = {**(windows.provenance or {}), "dataset": settings.dataset, "windows_sha256": got}
     return windows
@@ -138,3 +143,45 @@ def assemble_records(
         add_record(out, {**rec, "from_ledger": True} if earlier else rec, log)
     effs = measure_efficiency(plan, settings)
     return assemble(settings, plan, out, effs, t_start)
+
+
+def track_record(record: dict[str, Any], task: dict[str, Any], windows_sha256: str) -> str | None:
+    """Log one training's record to the active MLflow run (the one the stack's experiment
+    tracker opened for the step); returns its run id, None when no run is active.
+
+    Params: model, fold, seed (and the task's epochs cap, device, hparams); metrics: test
+    macro-F1 and accuracy, epochs run, best epoch and validation macro-F1, training seconds.
+    """
+    import mlflow
+
+    run = mlflow.active_run()
+    if run is None:
+        return None
+    mlflow.log_params(
+        {
+            "model": record["model"],
+            "fold": record["fold"],
+            "seed": record["seed"],
+            "max_epochs": task["epochs"],
+            "patience": task["patience"],
+            "device": task["device"],
+            "hparams": json.dumps(task.get("hparams") or {}, sort_keys=True),
+        }
+    )
+    metrics = {
+        "test_macro_f1": record["metrics"]["macro_f1"],
+        "test_accuracy": record["metrics"]["accuracy"],
+        "epochs_run": record.get("epochs_run"),
+        "best_epoch": record.get("best_epoch"),
+        "best_val_macro_f1": record.get("best_val_macro_f1"),
+        "train_seconds": record.get("train_seconds"),
+    }
+    mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v is not None})
+    mlflow.set_tags(
+        {
+            "benchmark_windows_sha256": windows_sha256,
+            "test_subjects": ",".join(record["test_subjects"]),
+            "git_commit": str((record.get("ledger") or {}).get("git", {}).get("commit")),
+        }
+    )
+    return run.info.run_id

@@ -155,6 +155,10 @@ class BenchmarkSettings:
         hparams: model name -> constructor keyword arguments (e.g. ``{"cmdhar": {"d_model": 24}}``,
             parsed from ``--hparams cmdhar.d_model=24`` by :func:`parse_hparams`); recorded in the
             result and in that model's ledger fingerprint. Empty: every model at its defaults.
+        run_config: the pipeline engine's ZenML run config: the step image
+            (``settings.docker``) and ``steps.data_version_step.parameters`` (``pull``,
+            ``latest``) it takes from it (None: ``configs/cluster.yaml`` when the orchestrator
+            runs steps in containers, no run config otherwise).
     """
 
     dataset: str = "dsads"
@@ -185,6 +189,7 @@ class BenchmarkSettings:
     time_budget_s: float | None = None
     ledger: Path | None = None
     hparams: dict[str, dict[str, Any]] = field(default_factory=dict)
+    run_config: Path | None = None
 
     def model_names(self) -> list[str]:
         names = list(dict.fromkeys(self.models))
@@ -199,7 +204,10 @@ class BenchmarkSettings:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> BenchmarkSettings:
         """The inverse of :meth:`to_dict`."""
-        paths = {k: Path(values[k]) if values.get(k) is not None else None for k in ("data_dir", "out", "ledger")}
+        paths = {
+            k: Path(values[k]) if values.get(k) is not None else None
+            for k in ("data_dir", "out", "ledger", "run_config")
+        }
         return cls(**{**values, **paths})
 
     def trainer_settings(self) -> dict[str, float]:

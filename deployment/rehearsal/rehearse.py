@@ -1,4 +1,4 @@
-"""`make rehearsal`: train_pipeline with one container per step, on one machine.
+"""`make rehearsal`: train_pipeline, then a small benchmark_pipeline, with one container per step, on one machine.
 
 The stack has the shape of deployment/stacks (a cluster): ZenML's ``local_docker``
 orchestrator (each step its own container, host networking, everything on 127.0.0.1),
@@ -20,7 +20,13 @@ What the run does, in a temporary folder (nothing in this checkout changes excep
      serves it once and classifies real test windows with it;
   6. runs it again as the nightly schedule does (newest data version published in ZenML, stop
      when nothing new): its ingest container must take the version from ``har_data_version``
-     and the run must stop in ``check_new_data_step``, before training.
+     and the run must stop in ``check_new_data_step``, before training;
+  7. runs a small benchmark on the same stack, ``har benchmark --engine pipeline`` (DSADS LOSO
+     on the imported subjects, folds 7 and 8, ``cnn``, 1 epoch, 1 seed, the same run config):
+     every step that ran in its own container (``local_docker`` also starts one for a cached
+     step, which exits without training), the recordings fetched from S3 by the pulled data
+     version, each training a nested MLflow run on the tracking server, the result JSON with
+     2 fold records; the same command again must train nothing (every training step cached).
 
 Needs Docker (a running daemon) and ``debootstrap`` unless the rootfs image exists already.
 ``--keep`` keeps the temporary folder and prints where it is.
@@ -56,6 +62,7 @@ RESULT = REPO / "benchmarks" / "results" / "rehearsal.json"
 BUCKET = "har-rehearsal"
 REGION = "us-east-1"
 SUBJECTS, VAL, TEST = ["1", "2", "7", "8"], ["7"], ["8"]
+BENCH_FOLDS, BENCH_MODEL = ["7", "8"], "cnn"  # the benchmark: LOSO folds of these test subjects, cheapest model
 TIME_BUDGET_MIN = 1.0
 QUIET = {**TELEMETRY_OFF, "ZENML_ENABLE_RICH_TRACEBACK": "false", "NO_COLOR": "1", "COLUMNS": "200"}
 
@@ -375,6 +382,7 @@ def main() -> None:
             t = time.monotonic()
             result["scheduled_run"] = scheduled_stop(project, env, config, build_id, data_version)
             scheduled_s = time.monotonic() - t
+            result["benchmark"] = rehearse_benchmark(project, env, config_path, root / "benchmark", data_version)
             result["timing_s"] = {
                 "services_and_stack": round(services_s, 1),
                 "rootfs_image": round(rootfs_s, 1),
@@ -382,6 +390,8 @@ def main() -> None:
                 "image_build": round(build_s, 1),
                 "pipeline_run": round(run_s, 1),
                 "scheduled_run": round(scheduled_s, 1),
+                "benchmark_first_run": result["benchmark"]["first_run"]["seconds"],
+                "benchmark_second_run": result["benchmark"]["second_run"]["seconds"],
                 "total": round(time.monotonic() - t0, 1),
             }
             write_result(result, args.out)
@@ -499,6 +509,101 @@ def scheduled_stop(project: Path, env: dict, config: dict, build_id: str, data_v
     return {"run": run.name, "steps": steps, "data_version": pulled, "data_version_source": source,
             "stopped_because": why.strip().splitlines()[-1],
             "containers": {n: c["container_id"] for n, c in containers.items()}}  # fmt: skip
+
+
+def rehearse_benchmark(project: Path, env: dict, config_path: Path, out: Path, data_version: str) -> dict:
+    """`har benchmark --engine pipeline` on the rehearsal stack, twice: the first run trains each
+    (model, fold, seed) in its own container and logs it to MLflow, nested under the pipeline
+    run's MLflow run; the second trains nothing (every training step cached)."""
+    from mlflow.tracking import MlflowClient
+    from zenml.client import Client
+
+    from components.benchmark.fanout import step_id
+
+    har = [sys.executable, "-m", "cli"]
+    cmd = [*har, "benchmark", "--engine", "pipeline", "--dataset", "dsads", "--protocol", "loso",
+           "--subjects", ",".join(SUBJECTS), "--folds", ",".join(BENCH_FOLDS), "--models", BENCH_MODEL,
+           "--epochs", "1", "--seeds", "1", "--latency-runs", "20",
+           "--run-config", str(config_path.relative_to(project)), "--out", str(out), "--no-progress"]  # fmt: skip
+    trainings = sorted(step_id(BENCH_MODEL, f"loso-{f}", 0) for f in BENCH_FOLDS)
+    runs, problems = {}, []
+    for attempt in ("first_run", "second_run"):
+        say(f"har benchmark --engine pipeline ({attempt.replace('_', ' ')}: one container per step)")
+        t = time.monotonic()
+        sh(cmd, env={**env, "ZENML_LOGGING_VERBOSITY": "INFO"}, cwd=project)
+        seconds = round(time.monotonic() - t, 1)
+        run = Client().get_pipeline("benchmark_pipeline").last_run
+        containers = step_containers(run.orchestrator_run_id)
+        steps = {name: {"status": str(step.status.value), **(containers.get(name) or {"container_id": None})}
+                 for name, step in run.steps.items()}  # fmt: skip
+        ran = {n: s for n, s in steps.items() if s["status"] == "completed"}
+        problems += [
+            f"{attempt} {n}: {s['status']}" for n, s in steps.items() if s["status"] not in ("completed", "cached")
+        ]
+        problems += [f"{attempt} {n}: ran without a container" for n, s in ran.items() if not s["container_id"]]
+        ids = [s["container_id"] for s in ran.values() if s["container_id"]]
+        if len(set(ids)) != len(ids):
+            problems.append(f"{attempt}: steps shared a container")
+        if set(containers) - set(steps):
+            problems.append(f"{attempt}: containers for {sorted(set(containers) - set(steps))}, not steps of the run")
+        got = sorted(n for n in steps if n.startswith("train_"))
+        if got != trainings:
+            problems.append(f"{attempt}: training steps {got}, planned {trainings}")
+        want = "completed" if attempt == "first_run" else "cached"
+        problems += [f"{attempt} {n}: {steps[n]['status']}, not {want}" for n in got if steps[n]["status"] != want]
+        pulled = (
+            run.steps["data_version_step"].outputs["data_version"][0].load()
+            if "data_version_step" in run.steps
+            else None
+        )
+        if pulled != data_version:
+            problems.append(f"{attempt}: data_version_step took {pulled}, not the pushed {data_version}")
+        runs[attempt] = {"name": run.name, "status": str(run.status.value), "seconds": seconds, "steps": steps,
+                         "trainings_ran": sum(steps[n]["status"] == "completed" for n in got),
+                         "trainings_cached": sum(steps[n]["status"] == "cached" for n in got)}  # fmt: skip
+    path = out / "dsads-loso-smoke.json"
+    bench = json.loads(path.read_text()) if path.is_file() else {}
+    per_fold = (bench.get("models") or {}).get(BENCH_MODEL, {}).get("per_fold") or []
+    folds = sorted(r["fold"] for r in per_fold)
+    if folds != sorted(f"loso-{f}" for f in BENCH_FOLDS):
+        problems.append(f"{path}: {BENCH_MODEL} fold records {folds}, not loso-{' and loso-'.join(BENCH_FOLDS)}")
+    mlflow = MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"])
+    experiment = mlflow.get_experiment_by_name("benchmark_pipeline")
+    tracked = mlflow.search_runs([experiment.experiment_id], max_results=100) if experiment else []
+    by_name = {r.info.run_name: r for r in tracked}
+    children = {n: r for n, r in by_name.items() if n in trainings}
+    parent = by_name.get(runs["first_run"]["name"])
+    if sorted(children) != trainings or parent is None:
+        problems.append(f"MLflow runs {sorted(by_name)}: not {trainings} under {runs['first_run']['name']}")
+    elif {r.data.tags.get("mlflow.parentRunId") for r in children.values()} != {parent.info.run_id}:
+        problems.append("the trainings' MLflow runs are not nested under the pipeline run's")
+    if problems:
+        raise RehearsalError("the benchmark run is not what a cluster run must be:\n  " + "\n  ".join(problems))
+    say(f"benchmark: {len(trainings)} trainings in their own containers, then all cached; {path.name} written")
+    return {
+        "command": " ".join(cmd[2:]),
+        "first_run": runs["first_run"],
+        "second_run": runs["second_run"],
+        "result": {
+            "file": path.name,
+            "complete_protocol": bench.get("complete_protocol"),
+            "folds": folds,
+            "macro_f1_mean": bench["models"][BENCH_MODEL].get("macro_f1_mean"),
+            "per_fold_macro_f1": {r["fold"]: round(r["metrics"]["macro_f1"], 4) for r in per_fold},
+        },
+        "mlflow": {
+            "experiment": "benchmark_pipeline",
+            "parent_run": parent.info.run_name,
+            "training_runs": {
+                n: {
+                    "run_id": r.info.run_id,
+                    "test_macro_f1": r.data.metrics.get("test_macro_f1"),
+                    "params": dict(r.data.params),
+                }
+                for n, r in sorted(children.items())
+            },
+        },  # fmt: skip
+    }
 
 
 def lineage(project: Path, env: dict, result: dict) -> list[str]:

@@ -3,7 +3,10 @@
 A real slice: USC-HAD subjects 1-3 x 3 activities, LOSO folds 1 and 2, 1 epoch, seed 0.
 The pipeline's result has the process pool's schema and, training being deterministic on
 CPU, its per-fold test macro-F1; ZenML's step cache is the ledger (a rerun trains nothing,
-one more model trains only that model's steps, ``--status`` says so beforehand).
+one more model trains only that model's steps, ``--status`` says so beforehand). The data
+comes as in train_pipeline (data_version_step versions the DVC project's ``data/``, the
+windows step reads it by version), and with an MLflow experiment tracker in the stack each
+training is its own MLflow run, nested under the pipeline run's.
 """
 
 from __future__ import annotations
@@ -24,6 +27,18 @@ from tests.conftest import REPO_ROOT, USC_SMALL, isolated_env, run_har
 SUBJECTS = ["1", "2", "3"]  # each LOSO fold: one test, one validation, one training subject
 FOLDS = ["1", "2"]
 
+_TRACKED_STACK = """
+import os
+from zenml.client import Client
+from zenml.enums import StackComponentType as T
+c = Client()
+c.create_stack_component(name="bench_mlflow", flavor="mlflow", component_type=T.EXPERIMENT_TRACKER,
+                         configuration={"tracking_uri": os.environ["MLFLOW_TRACKING_URI"]})
+c.create_stack(name="bench_tracked", components={T.ORCHESTRATOR: "default", T.ARTIFACT_STORE: "default",
+                                                  T.EXPERIMENT_TRACKER: "bench_mlflow"})
+c.activate_stack("bench_tracked")
+"""
+
 _STEP_STATUSES = """
 import json
 from zenml.client import Client
@@ -35,9 +50,14 @@ print(json.dumps({name: s.status.value for name, s in run.steps.items()}))
 @pytest.fixture(scope="module")
 def bench(tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("bench-pipeline")
-    data = root / "data"
+    env = isolated_env(root / "iso")  # its HAR_DATA_DIR is data/ of a fresh DVC project
+    data = Path(env["HAR_DATA_DIR"])
     import_dataset("usc-had", data, subjects=SUBJECTS, labels=USC_SMALL["labels"])
-    return {"root": root, "data": data, "env": isolated_env(root / "iso")}
+    proc = subprocess.run(
+        [sys.executable, "-c", _TRACKED_STACK], cwd=REPO_ROOT, env=env, capture_output=True, text=True
+    )  # the default stack + an MLflow tracker on the test's own sqlite store
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return {"root": root, "data": data, "env": env}
 
 
 def _har_benchmark(bench: dict, models: str, out: Path, *extra: str) -> str:
@@ -55,6 +75,7 @@ def _train_statuses(bench: dict) -> dict[str, str]:
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     steps = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert steps.pop("data_version_step") == "completed"  # never cached: it reads data/ as it is now
     assert steps.pop("prepare_benchmark_windows_step") in ("completed", "cached")
     assert steps.pop("aggregate_benchmark_step") == "completed"  # never cached: it times the models
     return steps
@@ -62,6 +83,25 @@ def _train_statuses(bench: dict) -> dict[str, str]:
 
 def _ids(models: list[str]) -> set[str]:
     return {step_id(m, f"loso-{f}", 0) for m in models for f in FOLDS}
+
+
+def _mlflow_runs(bench: dict) -> dict[str, dict]:
+    """The MLflow runs of experiment benchmark_pipeline in the test's store: run name ->
+    ``{"id", "parent", "params", "metrics"}``."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=bench["env"]["MLFLOW_TRACKING_URI"])
+    experiment = client.get_experiment_by_name("benchmark_pipeline")
+    assert experiment is not None, "no MLflow experiment benchmark_pipeline"
+    return {
+        r.info.run_name: {
+            "id": r.info.run_id,
+            "parent": r.data.tags.get("mlflow.parentRunId"),
+            "params": r.data.params,
+            "metrics": r.data.metrics,
+        }
+        for r in client.search_runs([experiment.experiment_id], max_results=1000)
+    }
 
 
 def _schema(value, depth: int = 0):
@@ -81,9 +121,29 @@ def test_pipeline_engine_matches_processes_and_caches_like_the_ledger(bench, tmp
     assert _train_statuses(bench) == dict.fromkeys(_ids(["cnn"]), "completed"), log[-3000:]
     assert (out / "usc-had-loso-smoke.json").is_file() and (out / "usc-had-loso-smoke.md").is_file()
 
-    # rerun: nothing trains
+    # each training its own MLflow run, nested under one run of the pipeline run, with its record's numbers
+    cold = json.loads((out / "usc-had-loso-smoke.json").read_text())
+    runs = _mlflow_runs(bench)
+    trainings = {n: r for n, r in runs.items() if n in _ids(["cnn"])}
+    assert set(trainings) == _ids(["cnn"]), sorted(runs)
+    parents = {r["parent"] for r in trainings.values()}
+    assert len(parents) == 1 and None not in parents, runs
+    (parent,) = [n for n, r in runs.items() if r["id"] in parents]
+    assert parent.startswith("benchmark_pipeline-"), parent  # named after the ZenML run
+    assert runs[parent]["params"]["models"] == "cnn" and runs[parent]["params"]["trainings"] == "2", runs[parent]
+    for rec in cold["models"]["cnn"]["per_fold"]:
+        run = trainings[step_id("cnn", rec["fold"], rec["seed"])]
+        assert run["params"]["model"] == "cnn" and run["params"]["fold"] == rec["fold"]
+        assert run["params"]["seed"] == str(rec["seed"])
+        assert run["metrics"]["test_macro_f1"] == pytest.approx(rec["metrics"]["macro_f1"])
+        assert run["metrics"]["test_accuracy"] == pytest.approx(rec["metrics"]["accuracy"])
+        assert run["metrics"]["epochs_run"] == rec["epochs_run"]
+        assert run["metrics"]["train_seconds"] == pytest.approx(rec["train_seconds"])
+
+    # rerun: nothing trains (and no training is logged again)
     _har_benchmark(bench, "cnn", out)
     assert _train_statuses(bench) == dict.fromkeys(_ids(["cnn"]), "cached")
+    assert len([n for n in _mlflow_runs(bench) if n.startswith("train_")]) == len(_ids(["cnn"]))
 
     # --status before adding a model: cnn cached, tinyhar missing (and nothing is trained)
     status = _har_benchmark(bench, "cnn,tinyhar", out, "--status")

@@ -157,13 +157,13 @@ _PULL = """
 import json
 from zenml import save_artifact
 from components.data.versioning import PUBLISHED_ARTIFACT
-from steps.data_version import _pulled_version
+from steps.data_version import pulled_version
 
-before = _pulled_version("dsads", latest=True)  # nothing published: data.dvc's version
+before = pulled_version("dsads", latest=True)  # nothing published: data.dvc's version
 for md5 in ["aaaa", "bbbb"]:
     save_artifact(md5, name=PUBLISHED_ARTIFACT, user_metadata={"md5": md5}, include_visualizations=False)
-print("RESULT" + json.dumps({"before": before, "latest": _pulled_version("dsads", latest=True),
-                             "pinned": _pulled_version("dsads", latest=False)}))
+print("RESULT" + json.dumps({"before": before, "latest": pulled_version("dsads", latest=True),
+                             "pinned": pulled_version("dsads", latest=False)}))
 """
 
 
