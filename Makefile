@@ -13,6 +13,7 @@ UV_VERSION ?= 0.13.9
 UV_VENV := .cache/uv-$(UV_VERSION)
 UV := $(UV_VENV)/bin/uv
 PYTEST_ARGS ?=
+TEST_WORKERS ?= 2   # pytest-xdist processes for make test (most tests wait on subprocesses and servers)
 
 # -- local state lives inside the checkout (git-ignored); delete it to start over ------
 export ZENML_CONFIG_PATH := $(CURDIR)/.zenml
@@ -70,8 +71,8 @@ data: setup ## only the data stages (import, validate, version, window, split)
 mlflow-ui: $(INSTALLED) ## browse runs, metrics, plots and registered models (http://127.0.0.1:5000)
 	$(BIN)/mlflow ui --backend-store-uri "$(MLFLOW_TRACKING_URI)"
 
-test: setup ## run the whole test suite: tests/unit, tests/integration, tests/e2e (slow tests included)
-	$(BIN)/pytest $(PYTEST_ARGS)
+test: setup ## run the whole test suite: tests/unit, tests/integration, tests/e2e (slow tests included), TEST_WORKERS=2 processes
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 test-fast: $(INSTALLED) ## only tests/unit: no dataset import, no training (seconds)
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)

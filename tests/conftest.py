@@ -24,6 +24,10 @@ from components.data.windowing import WindowConfig, window_dataset
 from components.evaluation.promotion import OPEN_GATES
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# Rich consoles read COLUMNS once, when the CLI module that makes them is first imported; which
+# test imports it first depends on the order (and the pytest-xdist worker), so fix one wide width
+# for all: asserted output lines never wrap.
+os.environ["COLUMNS"] = "250"
 DATASETS_DIR = Path(os.environ.get("HAR_DATASETS_DIR", REPO_ROOT.parent / "shared" / "datasets"))
 
 DSADS_SMALL = {"subjects": ["1", "2"], "labels": ["sitting", "walking_parking_lot", "running_treadmill"]}
