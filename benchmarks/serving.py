@@ -272,9 +272,14 @@ class _Formed:
     def record(self, part: dict[str, Any]) -> None:
         after = self._now()
         formed: Counter = Counter()
+        per_worker: dict[str, int] = {}
         for pid, sizes in after.items():
-            formed.update({k: v - self.before.get(pid, {}).get(k, 0) for k, v in sizes.items()})
+            delta = {k: v - self.before.get(pid, {}).get(k, 0) for k, v in sizes.items()}
+            formed.update(delta)
+            per_worker[pid] = sum(int(k) * v for k, v in delta.items())
         part["batch_sizes_formed"] = {k: v for k, v in sorted(formed.items(), key=lambda kv: int(kv[0])) if v > 0}
+        # keep-alive connections stay on the worker that accepted them: an uneven spread caps throughput
+        part["windows_per_worker"] = per_worker
         if len(after) < self.workers:
             part["batch_sizes_note"] = f"{len(after)} of {self.workers} workers answered /batch_stats"
         self.before = after
