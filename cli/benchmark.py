@@ -244,20 +244,20 @@ def cached_trainings(tasks: list[dict[str, Any]]) -> dict[str, str | None]:
 
     client = Client()
     source = inspect.getsource(train_benchmark_task_step.entrypoint)
-    pipeline_of: dict[Any, str] = {}
+    runs: dict[Any, tuple[str, str]] = {}  # pipeline run id -> (pipeline name, run name)
     out: dict[str, str | None] = {}
     for t in tasks:
         want = {"task": t["task"], "windows_sha256": t["windows_sha256"], "code_sha256": t["code_sha256"]}
         out[t["step_id"]] = None
         for status in ("completed", "cached"):
             for s in client.list_run_steps(name=t["step_id"], status=status, hydrate=True, size=50):
-                if s.pipeline_run_id not in pipeline_of:
+                if s.pipeline_run_id not in runs:
                     r = client.get_pipeline_run(s.pipeline_run_id)
-                    pipeline_of[s.pipeline_run_id] = r.pipeline.name if r.pipeline else ""
-                    pipeline_of[(s.pipeline_run_id, "name")] = r.name
+                    runs[s.pipeline_run_id] = (r.pipeline.name if r.pipeline else "", r.name)
+                pipeline, run_name = runs[s.pipeline_run_id]
                 same = {k: s.config.parameters.get(k) for k in want} == want and s.source_code == source
-                if same and pipeline_of[s.pipeline_run_id] == "benchmark_pipeline":
-                    out[t["step_id"]] = pipeline_of[(s.pipeline_run_id, "name")]
+                if same and pipeline == PIPELINE_NAME:
+                    out[t["step_id"]] = run_name
                     break
             if out[t["step_id"]]:
                 break
