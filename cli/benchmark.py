@@ -264,17 +264,44 @@ def cached_trainings(tasks: list[dict[str, Any]]) -> dict[str, str | None]:
     return out
 
 
+def partial_trainings(tasks: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Step id -> the progress of its training's checkpoint in the active artifact store, for
+    the trainings that were stopped part way (the next run goes on from there)."""
+    import json
+
+    from zenml.client import Client
+
+    from components.benchmark.fanout import checkpoint_path
+
+    store = Client().active_stack.artifact_store
+    out = {}
+    for t in tasks:
+        progress = checkpoint_path(store.path, t["task"], t["windows_sha256"], t["code_sha256"]) + ".json"
+        if store.exists(progress):
+            with store.open(progress, "rb") as f:
+                out[t["step_id"]] = json.loads(f.read())
+    return out
+
+
 def print_pipeline_status(settings: BenchmarkSettings, log: Callable[[str], None]) -> None:
-    """``har benchmark --engine pipeline --status``: per planned training, cached or missing."""
+    """``har benchmark --engine pipeline --status``: per planned training, cached, part-trained
+    (a checkpoint in the artifact store: epochs done) or missing."""
     plan, tasks = _plan(settings, stack_use(settings, log), log)
     tasks = [{**t, "windows_sha256": plan.windows_sha256} for t in tasks]
     found = cached_trainings(tasks)
+    partial = partial_trainings([t for t in tasks if not found[t["step_id"]]])
     log(f"benchmark_pipeline {settings.dataset}/{settings.protocol}, windows sha256 {plan.windows_sha256[:12]}:")
     for t in tasks:
-        run = found[t["step_id"]]
-        log(f"  {t['step_id']:40s} " + (f"cached (run {run})" if run else "missing"))
+        run, part = found[t["step_id"]], partial.get(t["step_id"])
+        if run:
+            state = f"cached (run {run})"
+        elif part:
+            state = f"part-trained: {part['epochs_done']} of {part['planned_epochs']} epochs (goes on from there)"
+        else:
+            state = "missing"
+        log(f"  {t['step_id']:40s} {state}")
     n = sum(v is not None for v in found.values())
-    log(f"{n} of {len(tasks)} trainings cached; a run now trains {len(tasks) - n}")
+    log(f"{n} of {len(tasks)} trainings cached ({len(partial)} part-trained); a run now trains {len(tasks) - n}")
 
 
 PIPELINE = Engine(

@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from zenml import get_step_context, step
+from zenml.client import Client
 from zenml.config import CachePolicy, ResourceSettings
 
-from components.benchmark.fanout import track_record, train_task
+from components.benchmark.fanout import checkpoint_path, track_record, train_task
 from components.data.window_set import WindowSet
+from components.training.checkpoint import TrainingCheckpoint
 
 
 def train_resources(device: str, cpus: int) -> ResourceSettings:
@@ -37,12 +39,19 @@ def train_benchmark_task_step(
     ``nested``), the record's metrics and the task's model, fold and seed go to this step's
     MLflow run, nested under the pipeline run's.
 
+    The training checkpoints every epoch into the artifact store
+    (``<artifact store>/benchmark-checkpoints/``), so when its pod or process is stopped, the
+    same step in the next run (the rest of the run is cached) goes on from its last epoch;
+    the checkpoint is removed once the training is done.
+
     Raises:
         RuntimeError: when the training failed: a failed step is never cached, so a rerun
             trains it again.
     """
     context = get_step_context()
-    record = train_task(task, windows, windows_sha256, code_sha256, run_name=context.pipeline_run.name)
+    store = Client().active_stack.artifact_store
+    where = checkpoint_path(store.path, task, windows_sha256, code_sha256)
+    record = train_task(task, windows, windows_sha256, code_sha256, context.pipeline_run.name, (where, store))
     if "error" in record:
         raise RuntimeError(
             f"{task['model']} / {task['fold']['name']} / seed {task['seed']}: {record['error']}\n"
@@ -50,4 +59,5 @@ def train_benchmark_task_step(
         )
     if context.step_run.config.experiment_tracker:  # the stack's MLflow tracker opened this step's run
         track_record(record, task, windows_sha256)
+    TrainingCheckpoint(where, fs=store).clear()
     return record

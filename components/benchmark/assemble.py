@@ -91,6 +91,7 @@ def aggregate(name: str, records: list[dict[str, Any]], efficiency: dict[str, An
                     "windows",
                     "cuda_graph",
                     "cuda_graph_error",
+                    "resumed_from_epoch",  # went on from a checkpoint of a stopped run after this many epochs
                     "from_ledger",  # trained in an earlier run: "ledger" names its commit and machine
                     "ledger",
                 )

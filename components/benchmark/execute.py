@@ -5,7 +5,8 @@ processes (each with ``max(1, cpu_count // jobs)`` torch threads), or in-process
 ``jobs == 1``. On CUDA they run in ``jobs`` threads of this process instead: each training
 gets its own CUDA stream and replays its step as a CUDA graph, so many small trainings share
 the GPU concurrently. The windows reach the workers as uncompressed, memory-mapped ``.npy``
-files. Each finished record goes to the ledger the moment it arrives.
+files. Each finished record goes to the ledger the moment it arrives; with a ledger, each
+training also checkpoints every epoch there and a stopped one resumes in the next run.
 """
 
 from __future__ import annotations
@@ -74,11 +75,14 @@ def _supports_mask(model: Any) -> bool:
     return hasattr(model, "forward_train") and len(getattr(model, "input_groups", [])) > 1
 
 
-def run_task(task: dict[str, Any], windows: WindowSet | None = None) -> dict[str, Any]:
+def run_task(task: dict[str, Any], windows: WindowSet | None = None, checkpoint_fs: Any = None) -> dict[str, Any]:
     """Train and test one (model, fold, seed); returns a JSON-able record (``error`` on failure).
 
     ``windows``: the run's windows; None reads them from ``task["windows_dir"]`` (the worker
-    processes' memory-mapped copy).
+    processes' memory-mapped copy). With ``task["checkpoint"]`` (a path, on ``checkpoint_fs``
+    if given) the training saves its state there after each epoch and resumes from it
+    (:mod:`components.training.checkpoint`; the record then says ``resumed_from_epoch``);
+    the caller clears it once the record is kept.
     """
     t0 = time.time()
     record: dict[str, Any] = {
@@ -126,7 +130,12 @@ def run_task(task: dict[str, Any], windows: WindowSet | None = None) -> dict[str
             deadline=task.get("deadline"),
             time_budget_min=TIME_BUDGET_MIN,
         )
-        result = train_model(model, train, val, cfg, split.standardizer)
+        checkpoint = None
+        if task.get("checkpoint"):
+            from components.training.checkpoint import TrainingCheckpoint
+
+            checkpoint = TrainingCheckpoint(task["checkpoint"], key=checkpoint_key(task), fs=checkpoint_fs)
+        result = train_model(model, train, val, cfg, split.standardizer, checkpoint)
         probs = predict(model, test.x)
         m = classification_metrics(test.y, probs.argmax(1), test.n_classes, test.label_names)
         record["metrics"] = {
@@ -150,6 +159,8 @@ def run_task(task: dict[str, Any], windows: WindowSet | None = None) -> dict[str
             windows={"train": len(train), "val": len(val), "test": len(test)},
             cuda_graph=result.cuda_graph,
         )
+        if result.resumed_from_epoch is not None:
+            record["resumed_from_epoch"] = result.resumed_from_epoch
         if result.cuda_graph_error:
             record["cuda_graph_error"] = result.cuda_graph_error
         if result.stopped_by == "deadline":
@@ -159,6 +170,16 @@ def run_task(task: dict[str, Any], windows: WindowSet | None = None) -> dict[str
         record["traceback"] = traceback.format_exc()[-4000:]
     record["seconds"] = time.time() - t0
     return record
+
+
+# task fields that say how and where it runs, not which training it is
+_RUN_FIELDS = ("threads", "windows_dir", "start_deadline", "deadline", "checkpoint")
+
+
+def checkpoint_key(task: dict[str, Any]) -> dict[str, Any]:
+    """The part of a task that names its training (a checkpoint's ``key``): model, fold
+    subjects, seed, hyper-parameters and trainer settings, not threads, folders or deadlines."""
+    return {k: v for k, v in task.items() if k not in _RUN_FIELDS}
 
 
 @dataclass
@@ -208,6 +229,7 @@ def execute(
         windows_dir = str(_save_windows(plan.windows, Path(tmp) / "windows"))
         tasks = [
             {**t, "windows_dir": windows_dir, "start_deadline": start_deadline, "deadline": deadline}
+            | ({"checkpoint": str(_checkpoint(ledgers, t))} if t["model"] in ledgers else {})
             for t in plan.tasks
         ]
         bar = None
@@ -267,6 +289,10 @@ def execute(
             if bar is not None:
                 bar.close()
     return out
+
+
+def _checkpoint(ledgers: dict[str, Any], task: dict[str, Any]) -> Path:
+    return ledgers[task["model"]].checkpoint_path(task["model"], task["fold"]["name"], task["seed"])
 
 
 def measure_efficiency(plan: RunPlan, settings: BenchmarkSettings) -> dict[str, dict[str, Any]]:

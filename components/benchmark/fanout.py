@@ -11,6 +11,7 @@ Nothing here imports ZenML.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -93,8 +94,26 @@ def available_cpus() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+CHECKPOINTS = "benchmark-checkpoints"  # the folder in the artifact store the training steps checkpoint in
+
+
+def checkpoint_path(root: str, task: dict[str, Any], windows_sha256: str, code_sha256: str) -> str:
+    """Where the training step of ``task`` keeps its per-epoch checkpoint under ``root`` (the
+    artifact store): named by the step id and a digest of the step's cache-key parameters, so a
+    rerun of the same step (same windows, task and code) finds it, and no other step does."""
+    key = json.dumps({"task": task, "windows_sha256": windows_sha256, "code_sha256": code_sha256}, sort_keys=True)
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    name = step_id(task["model"], task["fold"]["name"], task["seed"])
+    return f"{root.rstrip('/')}/{CHECKPOINTS}/{name}-{digest}.pt"
+
+
 def train_task(
-    task: dict[str, Any], windows: WindowSet, windows_sha256: str, code_sha256: str, run_name: str | None = None
+    task: dict[str, Any],
+    windows: WindowSet,
+    windows_sha256: str,
+    code_sha256: str,
+    run_name: str | None = None,
+    checkpoint: tuple[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train and test one entry of :func:`pipeline_tasks` on ``windows``.
 
@@ -103,6 +122,8 @@ def train_task(
     The record carries, like a ledger record, the commit and machine it was trained on
     (``ledger``) and the pipeline run that trained it (``pipeline_run``). A failed training
     comes back with ``error`` (the step turns it into an exception, so it is never cached).
+    ``checkpoint``: ``(path, file system)`` where the training saves its state after each
+    epoch and resumes from (:func:`checkpoint_path`; the caller clears it once the record is kept).
     """
     got = windows.provenance.get("windows_sha256") if windows.provenance else None
     if got != windows_sha256:
@@ -113,7 +134,8 @@ def train_task(
             f"the code that trains {task['model']} here (fingerprint {code[:12]}) is not the code the run was "
             f"planned with ({code_sha256[:12]}): run the step from the same commit as the caller"
         )
-    record = run_task({**task, "threads": available_cpus()}, windows)
+    where = {"checkpoint": checkpoint[0]} if checkpoint else {}
+    record = run_task({**task, "threads": available_cpus(), **where}, windows, checkpoint[1] if checkpoint else None)
     record["ledger"] = {
         "git": git_info(),
         "environment": environment_info(task["device"]),

@@ -13,13 +13,17 @@ an edit to the trainer re-runs everything (the CMD-HAR ablations share ``cmdhar.
 one fingerprint). A record is reused only for a fold with the same train/validation/test
 subjects. Records made under another fingerprint live in another subfolder and are never
 mixed in.
-Trainings cut short by a time budget, skipped or failed are not kept, so a resumed run
-trains them again from the start.
+Trainings cut short by a time budget, skipped or failed are not kept as records. A training
+in progress saves its state after every epoch under ``partial/`` (model, optimizer,
+scheduler, RNG and best weights: :mod:`components.training.checkpoint`), so one that was
+stopped (a killed run, a restart, a time budget) goes on from its last epoch in the next
+run; its checkpoint is removed once its record is kept.
 
 Layout (one folder per fingerprint; a run over several models uses one per model family)::
 
     <ledger>/<dataset>-<protocol>-<fingerprint[:12]>/fingerprint.json
     <ledger>/<dataset>-<protocol>-<fingerprint[:12]>/<model>__<fold>__seed<k>.json
+    <ledger>/<dataset>-<protocol>-<fingerprint[:12]>/partial/<model>__<fold>__seed<k>.pt(.json)
 """
 
 from __future__ import annotations
@@ -131,6 +135,18 @@ class Ledger:
                 out[(rec["model"], rec["fold"], rec["seed"])] = rec
         return out
 
+    def checkpoint_path(self, model: str, fold: str, seed: int) -> Path:
+        """Where the training of (model, fold, seed) keeps its per-epoch checkpoint (the folder
+        and its ``fingerprint.json`` are made here, so ``--status`` finds trainings in progress)."""
+        self._open()
+        return self.dir / "partial" / self._name(model, fold, seed).replace(".json", ".pt")
+
+    def _open(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        fp = self.dir / "fingerprint.json"
+        if not fp.exists():
+            atomic_write_text(fp, json.dumps({"sha256": self.digest, **self.fingerprint}, indent=1, sort_keys=True))
+
     def other_fingerprints(self) -> list[str]:
         """Sibling subfolders of the same dataset and protocol (older code or settings)."""
         stem = self.dir.name.rsplit("-", 1)[0]
@@ -140,12 +156,12 @@ class Ledger:
         """Keep ``rec`` (atomically) if it is a finished training; returns whether it was kept."""
         if not _usable(rec):
             return False
-        self.dir.mkdir(parents=True, exist_ok=True)
-        fp = self.dir / "fingerprint.json"
-        if not fp.exists():
-            atomic_write_text(fp, json.dumps({"sha256": self.digest, **self.fingerprint}, indent=1, sort_keys=True))
+        self._open()
         kept = {**rec, "ledger": {**provenance, "saved_unix": time.time()}}
         atomic_write_text(self.dir / self._name(rec["model"], rec["fold"], rec["seed"]), json.dumps(kept, indent=1))
+        ckpt = self.checkpoint_path(rec["model"], rec["fold"], rec["seed"])
+        for done in (ckpt, ckpt.with_name(ckpt.name + ".json")):  # the record now stands for it
+            done.unlink(missing_ok=True)
         return True
 
 
@@ -155,7 +171,8 @@ def ledger_status(root: Path) -> list[dict[str, Any]]:
     ``current`` says whether the folder's fingerprint still matches this checkout's code for
     that model (a run with the same data and settings would reuse the records); ``runs`` lists
     the ``(fold, seed)`` of each record; ``n_subjects`` is the number of subjects the records
-    cover (the number of folds a full LOSO needs).
+    cover (the number of folds a full LOSO needs); ``partial`` the trainings stopped part way,
+    as ``(fold, seed, epochs done, planned epochs)``, which the next run continues.
     """
     rows: list[dict[str, Any]] = []
     folders = sorted(p for p in root.iterdir() if (p / "fingerprint.json").is_file()) if root.is_dir() else []
@@ -167,6 +184,18 @@ def ledger_status(root: Path) -> list[dict[str, Any]]:
             rec = json.loads(path.read_text())
             if _usable(rec):
                 by_model.setdefault(rec["model"], []).append(rec)
+        partial: dict[str, list[tuple[str, int, int, int]]] = {}
+        for path in sorted((folder / "partial").glob("*__*__seed*.pt.json")):
+            try:
+                prog = json.loads(path.read_text())
+                key = prog["key"]
+                partial.setdefault(key["model"], []).append(
+                    (key["fold"]["name"], key["seed"], prog["epochs_done"], prog["planned_epochs"])
+                )
+            except (OSError, ValueError, KeyError, TypeError):
+                continue  # being written, or not one of ours: the run that uses it says more
+        for model in sorted(set(partial) - set(by_model)):
+            by_model[model] = []
         for model, recs in by_model.items():
             current = (
                 model in known
@@ -175,6 +204,7 @@ def ledger_status(root: Path) -> list[dict[str, Any]]:
             )
             subjects = {s for r in recs for key in ("train_subjects", "val_subjects", "test_subjects") for s in r[key]}
             f1 = {f"{r['fold']}/seed{r['seed']}": r["metrics"]["macro_f1"] for r in recs}
+            mean = sum(f1.values()) / len(f1) if f1 else None
             rows.append(
                 {
                     "folder": folder.name,
@@ -185,8 +215,9 @@ def ledger_status(root: Path) -> list[dict[str, Any]]:
                     "n_records": len(recs),
                     "runs": sorted((r["fold"], r["seed"]) for r in recs),
                     "n_subjects": len(subjects),
-                    "macro_f1_mean": sum(f1.values()) / len(f1),
+                    "macro_f1_mean": mean,
                     "macro_f1": dict(sorted(f1.items(), key=lambda kv: fold_order(kv[0]))),
+                    "partial": sorted(partial.get(model, []), key=lambda p: fold_order(p[0])),
                 }
             )
     return rows
@@ -202,14 +233,17 @@ def fold_order(key: str) -> tuple[int, str]:
 def render_status(rows: list[dict[str, Any]]) -> str:
     """Markdown table of :func:`ledger_status` rows."""
     lines = [
-        "| dataset | protocol | model | folder | code | records | mean macro-F1 (these folds) | per fold |",
-        "|---|---|---|---|---|---:|---:|---|",
+        "| dataset | protocol | model | folder | code | records | mean macro-F1 (these folds) | per fold | "
+        "part-trained (epochs done) |",
+        "|---|---|---|---|---|---:|---:|---|---|",
     ]
     for r in rows:
         folds = ", ".join(f"{k.split('/')[0].removeprefix('loso-')}: {v:.3f}" for k, v in r["macro_f1"].items())
         of = f" of {r['n_subjects']}" if r["protocol"] == "loso" else ""
+        mean = "-" if r["macro_f1_mean"] is None else f"{r['macro_f1_mean']:.3f}"
+        part = ", ".join(f"{f.removeprefix('loso-')}/s{s}: {d} of {p}" for f, s, d, p in r["partial"])
         lines.append(
             f"| {r['dataset']} | {r['protocol']} | {r['model']} | `{r['folder']}` | "
-            f"{'current' if r['current'] else 'stale'} | {r['n_records']}{of} | {r['macro_f1_mean']:.3f} | {folds} |"
+            f"{'current' if r['current'] else 'stale'} | {r['n_records']}{of} | {mean} | {folds} | {part} |"
         )
     return "\n".join(lines) + "\n"

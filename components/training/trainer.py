@@ -12,6 +12,10 @@ budget, the first epoch's wall time fixes how many epochs fit (``planned_epochs`
 How many fit depends on the machine; the run itself is then the same as one with
 ``epochs = planned_epochs`` and no budget (recorded, so it can be reproduced exactly).
 
+With ``checkpoint`` (:class:`~components.training.checkpoint.TrainingCheckpoint`) the state
+after each epoch is saved, and a training that was stopped (killed, a machine restart, a
+deadline) resumes after its last saved epoch, ending as if it had never stopped.
+
 Models with ``forward_train`` (CMD-HAR) are trained with the full objective::
 
     L = CE(logits) + w_aux * mean_m CE(aux_m) + w_sim * sim + w_diff * diff + w_recon * recon
@@ -40,6 +44,7 @@ from components.data.splitting import Standardizer
 from components.data.window_set import WindowSet
 from components.metrics import classification_metrics
 from components.training.augment import SensorAugment
+from components.training.checkpoint import TrainingCheckpoint, rng_states, set_rng_states, training_identity
 from components.training.modulation import ogm_ge
 
 # graph captures and reseeding happen one at a time when trainings share a process (threads)
@@ -117,6 +122,7 @@ class TrainResult:
     # what ended training: "patience", "epochs" (the cap), "time_budget" or "deadline"
     stopped_by: str = "epochs"
     planned_epochs: int = 0  # the epochs the cosine schedule spans (with a budget: what fit)
+    resumed_from_epoch: int | None = None  # epochs a checkpoint supplied (None: started afresh)
 
 
 # ---------------------------------------------------------------------------------
@@ -317,12 +323,14 @@ def train_model(
     val: WindowSet,
     cfg: TrainConfig | None = None,
     standardizer: Standardizer | None = None,
+    checkpoint: TrainingCheckpoint | None = None,
 ) -> TrainResult:
     """Train ``model`` in place on ``train``, early-stop on ``val`` macro-F1.
 
     ``standardizer`` is the one ``train``/``val`` were standardised with; augmentation
     (``cfg.augment_rotation_deg`` / ``cfg.augment_gain_std``) needs it to rotate the
-    sensors in physical units.
+    sensors in physical units. ``checkpoint``: save the state after each epoch there, and
+    resume from it if it holds one (see :mod:`components.training.checkpoint`).
 
     Returns a :class:`TrainResult`; the model ends with the best validation weights
     (in eval mode). ``history`` has one dict per epoch with keys ``epoch``, ``loss``,
@@ -335,13 +343,13 @@ def train_model(
     device = _resolve_device(cfg.device)
     augment = _augmentation(train, cfg, standardizer, device)
     if device.type != "cuda":
-        return _train(model, train, val, cfg, device, augment)
+        return _train(model, train, val, cfg, device, augment, checkpoint)
     # a stream of its own: graph capture needs a non-default stream, and concurrent
     # trainings (benchmark tasks in threads) then overlap on the GPU
     stream = torch.cuda.Stream(device)
     stream.wait_stream(torch.cuda.current_stream(device))
     with torch.cuda.stream(stream):
-        result = _train(model, train, val, cfg, device, augment)
+        result = _train(model, train, val, cfg, device, augment, checkpoint)
     torch.cuda.current_stream(device).wait_stream(stream)
     return result
 
@@ -369,6 +377,7 @@ def _train(
     cfg: TrainConfig,
     device: torch.device,
     augment: SensorAugment | None = None,
+    checkpoint: TrainingCheckpoint | None = None,
 ) -> TrainResult:
     t_start = time.time()
     if cfg.num_threads:
@@ -398,15 +407,30 @@ def _train(
     history: list[dict[str, Any]] = []
     best_f1, best_epoch, best_state, stale = -1.0, -1, None, 0
     stopped_by = "epochs"
+    first, elapsed, earlier_s = 0, 0.0, 0.0  # with a checkpoint: epochs, loop and total seconds before
+    identity = training_identity(model, train, val, cfg.to_dict()) if checkpoint is not None else {}
+    saved = checkpoint.load(identity) if checkpoint is not None else None
+    if saved is not None:
+        model.load_state_dict(saved["model"])
+        opt.load_state_dict(saved["optimizer"])
+        planned = saved["planned"]
+        if saved["scheduler"] is not None:
+            sched = _Cosine(opt, T_max=planned)
+            sched.load_state_dict(saved["scheduler"])
+        gen.set_state(saved["generator"])
+        set_rng_states(saved["rng"], device)
+        history, stale, elapsed, earlier_s = saved["history"], saved["stale"], saved["elapsed"], saved["seconds"]
+        best_f1, best_epoch, best_state = saved["best_f1"], saved["best_epoch"], saved["best_state"]
+        first = saved["epoch"] + 1
     pbar = None
     if cfg.progress:
         from tqdm.auto import tqdm
 
         desc = type(model).__name__ + (f" (budget {cfg.time_budget_min:g} min)" if budget_s is not None else "")
-        pbar = tqdm(total=cfg.epochs, desc=desc, unit="ep", leave=False)
-    t_loop = _clock()
+        pbar = tqdm(total=planned if saved else cfg.epochs, initial=first, desc=desc, unit="ep", leave=False)
+    t_loop = _clock() - elapsed
     try:
-        for epoch in range(cfg.epochs):
+        for epoch in range(first, cfg.epochs):
             t0 = time.time()
             model.train()
             modulate = multi and _use_modulation(model, cfg, epoch)
@@ -449,9 +473,6 @@ def _train(
             if stale >= cfg.patience:
                 stopped_by = "patience"
                 break
-            if cfg.deadline is not None and time.time() > cfg.deadline and epoch + 1 < cfg.epochs:
-                stopped_by = "deadline"
-                break
             if budget_s is not None and epoch == 0:
                 planned = max(1, min(cfg.epochs, int(budget_s // max(_clock() - t_loop, 1e-9))))
                 sched = _Cosine(opt, T_max=planned)
@@ -461,10 +482,33 @@ def _train(
                 if pbar is not None:
                     pbar.total = planned
                     pbar.refresh()
-            if epoch + 1 < cfg.epochs and (
+            stop = None
+            if cfg.deadline is not None and time.time() > cfg.deadline and epoch + 1 < cfg.epochs:
+                stop = "deadline"  # cut from outside: the checkpoint lets a later run go on
+            elif epoch + 1 < cfg.epochs and (
                 epoch + 1 >= planned or (budget_s is not None and _clock() - t_loop >= OVERRUN * budget_s)
             ):
-                stopped_by = "time_budget"
+                stop = "time_budget"
+            if checkpoint is not None and stop in (None, "deadline") and epoch + 1 < cfg.epochs:
+                state = {
+                    "epoch": epoch,
+                    "model": model.state_dict(),
+                    "optimizer": opt.state_dict(),
+                    "scheduler": sched.state_dict() if sched is not None else None,
+                    "planned": planned,
+                    "generator": gen.get_state(),
+                    "rng": rng_states(device),
+                    "history": history,
+                    "stale": stale,
+                    "elapsed": _clock() - t_loop,
+                    "seconds": earlier_s + time.time() - t_start,
+                    "best_f1": best_f1,
+                    "best_epoch": best_epoch,
+                    "best_state": best_state,
+                }
+                checkpoint.save(state, identity)
+            if stop is not None:
+                stopped_by = stop
                 break
     finally:
         if pbar is not None:
@@ -478,10 +522,11 @@ def _train(
         best_epoch=best_epoch,
         best_val_f1=best_f1,
         epochs_run=len(history),
-        seconds=time.time() - t_start,
+        seconds=earlier_s + time.time() - t_start,  # a resumed training: with the runs before
         config=cfg.to_dict(),
         cuda_graph=bool(runner.graphs) and runner.use_graph,
         cuda_graph_error=runner.graph_error,
         stopped_by=stopped_by,
         planned_epochs=planned,
+        resumed_from_epoch=first if saved is not None else None,
     )

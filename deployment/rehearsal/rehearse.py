@@ -22,11 +22,13 @@ What the run does, in a temporary folder (nothing in this checkout changes excep
      when nothing new): its ingest container must take the version from ``har_data_version``
      and the run must stop in ``check_new_data_step``, before training;
   7. runs a small benchmark on the same stack, ``har benchmark --engine pipeline`` (DSADS LOSO
-     on the imported subjects, folds 7 and 8, ``cnn``, 1 epoch, 1 seed, the same run config):
+     on the imported subjects, folds 7 and 8, ``cnn``, 2 epochs, 1 seed, the same run config):
      every step that ran in its own container (``local_docker`` also starts one for a cached
      step, which exits without training), the recordings fetched from S3 by the pulled data
      version, each training a nested MLflow run on the tracking server, the result JSON with
      2 fold records; the same command again must train nothing (every training step cached).
+     Two epochs, so each training step checkpoints its first epoch into the S3 artifact store
+     and removes it when done (a step that cannot fails, and so does the rehearsal).
 
 Needs Docker (a running daemon) and ``debootstrap`` unless the rootfs image exists already.
 ``--keep`` keeps the temporary folder and prints where it is.
@@ -523,7 +525,7 @@ def rehearse_benchmark(project: Path, env: dict, config_path: Path, out: Path, d
     har = [sys.executable, "-m", "cli"]
     cmd = [*har, "benchmark", "--engine", "pipeline", "--dataset", "dsads", "--protocol", "loso",
            "--subjects", ",".join(SUBJECTS), "--folds", ",".join(BENCH_FOLDS), "--models", BENCH_MODEL,
-           "--epochs", "1", "--seeds", "1", "--latency-runs", "20",
+           "--epochs", "2", "--seeds", "1", "--latency-runs", "20",
            "--run-config", str(config_path.relative_to(project)), "--out", str(out), "--no-progress"]  # fmt: skip
     trainings = sorted(step_id(BENCH_MODEL, f"loso-{f}", 0) for f in BENCH_FOLDS)
     runs, problems = {}, []

@@ -313,6 +313,42 @@ def test_ledger_resumes_a_partial_run_and_never_mixes_settings(dsads3, tmp_path,
     assert len([p for p in ledger.iterdir() if p.is_dir()]) == 2
 
 
+def test_stopped_training_goes_on_from_its_ledger_checkpoint(dsads3, tmp_path, monkeypatch):
+    """A training stopped in its third epoch keeps its checkpoint in the ledger (listed by
+    ``--status``); the next run goes on from there and scores what an unbroken run scores."""
+    from components.benchmark.ledger import render_status
+    from components.training import trainer
+
+    settings = {"epochs": 4, "jobs": 1, "folds": ["1"], "models": ["cnn"]}
+    plain, _ = run_benchmark(_cnn_loso(dsads3, tmp_path / "plain", **settings), False, str)
+
+    ledger = tmp_path / "ledger"
+    calls, real_evaluate = [0], trainer.evaluate
+
+    def evaluate(*args, **kwargs):  # the third epoch's validation: as if the run were killed there
+        calls[0] += 1
+        if calls[0] == 3:
+            raise RuntimeError("stopped")
+        return real_evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(trainer, "evaluate", evaluate)
+    cut, _ = run_benchmark(_cnn_loso(dsads3, tmp_path / "a", ledger=ledger, **settings), False, str)
+    monkeypatch.undo()
+    assert [f["fold"] for f in cut["failures"]] == ["loso-1"]
+    (row,) = ledger_status(ledger)
+    assert row["n_records"] == 0 and row["partial"] == [("loso-1", 0, 2, 4)]
+    assert "| 1/s0: 2 of 4 |" in render_status([row])
+
+    resumed, _ = run_benchmark(_cnn_loso(dsads3, tmp_path / "b", ledger=ledger, **settings), False, str)
+    (rec,) = resumed["models"]["cnn"]["per_fold"]
+    (ref,) = plain["models"]["cnn"]["per_fold"]
+    assert rec["resumed_from_epoch"] == 2 and "resumed_from_epoch" not in ref
+    assert (rec["metrics"], rec["best_epoch"], rec["epochs_run"]) == (ref["metrics"], ref["best_epoch"], 4)
+    (row,) = ledger_status(ledger)
+    assert row["n_records"] == 1 and row["partial"] == []  # kept as a record, checkpoint removed
+    assert not list(ledger.rglob("*.pt*"))
+
+
 def test_ledger_keeps_only_finished_trainings_and_tracks_the_code(tmp_path):
     led = Ledger(tmp_path, "dsads", "loso", {"x": 1})
     rec = {"model": "cnn", "fold": "loso-1", "seed": 0, "metrics": {"macro_f1": 0.5}}

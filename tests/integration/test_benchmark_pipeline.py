@@ -60,9 +60,9 @@ def bench(tmp_path_factory) -> dict:
     return {"root": root, "data": data, "env": env}
 
 
-def _har_benchmark(bench: dict, models: str, out: Path, *extra: str) -> str:
+def _har_benchmark(bench: dict, models: str, out: Path, *extra: str, epochs: int = 1) -> str:
     args = ["benchmark", "--engine", "pipeline", "--dataset", "usc-had", "--protocol", "loso"]
-    args += ["--folds", ",".join(FOLDS), "--models", models, "--epochs", "1", "--seeds", "1"]
+    args += ["--folds", ",".join(FOLDS), "--models", models, "--epochs", str(epochs), "--seeds", "1"]
     args += ["--latency-runs", "5", "--data-dir", str(bench["data"]), "--out", str(out), "--no-progress", *extra]
     proc, _ = run_har(bench["env"], *args, timeout=600)
     return proc.stdout + proc.stderr
@@ -209,3 +209,61 @@ def test_pipeline_engine_refuses_what_it_does_not_do(bench, tmp_path):
     assert "--time-budget works with --engine processes only" in refused(*args, "--time-budget", "60")
     assert "this command knows processes, pipeline" in refused(*args[:2], "nonsense", *args[3:])
     assert not any(tmp_path.iterdir())  # nothing written
+
+
+_ARTIFACT_STORE = """
+from zenml.client import Client
+print(Client().active_stack.artifact_store.path)
+"""
+
+
+@pytest.mark.slow
+def test_stopped_training_step_goes_on_from_its_checkpoint_in_the_artifact_store(bench, tmp_path, monkeypatch):
+    """A training step stopped after its first epoch left its checkpoint in the artifact store:
+    ``--status`` calls it part-trained, and the next run's step goes on from epoch 1 and scores
+    exactly what an unbroken training scores; the checkpoint is gone afterwards."""
+    from components.benchmark import execute
+    from components.benchmark.fanout import checkpoint_path, pipeline_tasks
+    from components.benchmark.plan import plan_run
+    from components.training import trainer
+
+    settings = BenchmarkSettings(
+        dataset="usc-had", protocol="loso", models=["cnn"], epochs=3, folds=FOLDS, data_dir=bench["data"]
+    )
+    plan = plan_run(settings, log=lambda s: None)  # what the CLI plans for the same options
+    first = pipeline_tasks(plan)[0]
+    unbroken = execute.run_task(first["task"], plan.windows)
+
+    proc = subprocess.run(
+        [sys.executable, "-c", _ARTIFACT_STORE], cwd=REPO_ROOT, env=bench["env"], capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    store = proc.stdout.strip().splitlines()[-1]
+    where = checkpoint_path(store, first["task"], plan.windows_sha256, first["code_sha256"])
+    calls, real_evaluate = [0], trainer.evaluate
+
+    def evaluate(*args, **kwargs):  # the second epoch's validation: as if the pod were stopped there
+        calls[0] += 1
+        if calls[0] == 2:
+            raise RuntimeError("stopped")
+        return real_evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(trainer, "evaluate", evaluate)
+    stopped = execute.run_task({**first["task"], "checkpoint": where}, plan.windows)
+    monkeypatch.undo()
+    assert "stopped" in stopped["error"] and Path(where).is_file()
+
+    out = tmp_path / "out"
+    status = _har_benchmark(bench, "cnn", out, "--status", epochs=3)
+    assert status.split(first["step_id"], 1)[1].lstrip().startswith("part-trained: 1 of 3 epochs"), status[-2000:]
+    assert "0 of 2 trainings cached (1 part-trained)" in status
+
+    _har_benchmark(bench, "cnn", out, epochs=3)
+    result = json.loads((out / "usc-had-loso-smoke.json").read_text())
+    recs = {step_id("cnn", r["fold"], r["seed"]): r for r in result["models"]["cnn"]["per_fold"]}
+    resumed = recs[first["step_id"]]
+    assert resumed["resumed_from_epoch"] == 1 and resumed["epochs_run"] == unbroken["epochs_run"] == 3
+    assert resumed["metrics"]["macro_f1"] == unbroken["metrics"]["macro_f1"]
+    assert resumed["metrics"]["per_class_f1"] == unbroken["metrics"]["per_class_f1"]
+    assert not any("resumed_from_epoch" in r for k, r in recs.items() if k != first["step_id"])
+    assert not Path(where).exists() and not Path(where + ".json").exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -399,3 +400,92 @@ def test_train_run_summary_per_class_table():
     assert lines[0][1:] == ["0.500", "1.000", "0.667", "2"]  # recall, precision, F1, support
     assert lines[2][1:3] == ["1.000", "0.667"]
     assert "1 classes absent" in text
+
+
+# -- resumable trainings ---------------------------------------------------------------
+class _Stopped(Exception):
+    """Stands in for a killed process: raised from inside the epoch loop."""
+
+
+def _stop_at_epoch(monkeypatch, k: int) -> None:
+    """Make the k-th epoch's validation (0-based) raise, as a kill during that epoch would."""
+    from components.training import trainer
+
+    calls, real_evaluate = [0], trainer.evaluate
+
+    def evaluate(*args, **kwargs):
+        calls[0] += 1
+        if calls[0] == k + 1:
+            raise _Stopped
+        return real_evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(trainer, "evaluate", evaluate)
+
+
+def _cmdhar_run(train, val, spec, cfg, checkpoint=None):
+    torch.manual_seed(0)
+    model = build_model("cmdhar-with-modulation", spec)  # GE noise and modality dropout draw random numbers
+    return model, train_model(model, train, val, cfg, checkpoint=checkpoint)
+
+
+def test_stopped_training_resumes_from_its_checkpoint_as_if_never_stopped(basicmotions_windows, tmp_path, monkeypatch):
+    """Killed in epoch 3 of 5, then started again: the same history and weights, bit for bit,
+    as the training that ran through (schedule, optimizer, RNG and best-weights state restored)."""
+    from components.training.checkpoint import TrainingCheckpoint
+
+    train, val = _standardise(*_source_split(basicmotions_windows))
+    spec = InputSpec.from_windows(train)
+    cfg = _cfg(epochs=5, batch_size=16, modality_dropout=0.3, lr=3e-3)
+    ref_model, ref = _cmdhar_run(train, val, spec, cfg)
+
+    ckpt = TrainingCheckpoint(tmp_path / "ck" / "t.pt", key={"fold": "a"})
+    _stop_at_epoch(monkeypatch, 3)
+    with pytest.raises(_Stopped):
+        _cmdhar_run(train, val, spec, cfg, ckpt)
+    monkeypatch.undo()
+    assert ckpt.progress()["epochs_done"] == 3 and ckpt.progress()["planned_epochs"] == 5
+
+    model, res = _cmdhar_run(train, val, spec, cfg, ckpt)
+    assert res.resumed_from_epoch == 3 and ref.resumed_from_epoch is None
+    strip = [[{k: v for k, v in r.items() if k != "seconds"} for r in x.history] for x in (ref, res)]
+    assert strip[0] == strip[1] and len(strip[1]) == 5
+    assert (res.best_epoch, res.best_val_f1, res.stopped_by) == (ref.best_epoch, ref.best_val_f1, ref.stopped_by)
+    for k, v in ref_model.state_dict().items():
+        assert torch.equal(v, model.state_dict()[k]), k
+    # the finished training wrote no checkpoint after its last epoch; the caller clears the file
+    assert ckpt.progress()["epochs_done"] == 4
+    ckpt.clear()
+    assert not ckpt.exists() and ckpt.progress() is None
+
+
+def test_checkpoint_of_another_training_is_refused(basicmotions_windows, tmp_path, monkeypatch):
+    from components.training.checkpoint import TrainingCheckpoint
+
+    train, val = _standardise(*_source_split(basicmotions_windows))
+    spec = InputSpec.from_windows(train)
+    ckpt = TrainingCheckpoint(tmp_path / "t.pt", key={"fold": "a"})
+    _stop_at_epoch(monkeypatch, 1)
+    with pytest.raises(_Stopped):
+        _cmdhar_run(train, val, spec, _cfg(epochs=3, batch_size=16), ckpt)
+    monkeypatch.undo()
+    with pytest.raises(ValueError, match=r"another training \(differs in: config\)"):
+        _cmdhar_run(train, val, spec, _cfg(epochs=3, batch_size=16, lr=5e-3), ckpt)
+    with pytest.raises(ValueError, match=r"differs in: key"):
+        _cmdhar_run(train, val, spec, _cfg(epochs=3, batch_size=16), TrainingCheckpoint(ckpt.path, key={"fold": "b"}))
+    with pytest.raises(ValueError, match=r"differs in: train_sha256"):
+        _cmdhar_run(train.select(np.arange(30)), val, spec, _cfg(epochs=3, batch_size=16), ckpt)
+    Path(ckpt.path).write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="unreadable"):
+        _cmdhar_run(train, val, spec, _cfg(epochs=3, batch_size=16), ckpt)
+
+
+def test_deadline_cut_keeps_a_checkpoint_that_a_later_run_continues(basicmotions_windows, tmp_path):
+    from components.training.checkpoint import TrainingCheckpoint
+
+    train, val = _standardise(*_source_split(basicmotions_windows))
+    spec = InputSpec.from_windows(train)
+    ckpt = TrainingCheckpoint(tmp_path / "t.pt")
+    _, cut = _cmdhar_run(train, val, spec, _cfg(epochs=4, batch_size=16, deadline=0.0), ckpt)  # long past
+    assert cut.stopped_by == "deadline" and cut.epochs_run == 1 and ckpt.progress()["epochs_done"] == 1
+    _, rest = _cmdhar_run(train, val, spec, _cfg(epochs=4, batch_size=16), ckpt)  # deadline is not identity
+    assert rest.resumed_from_epoch == 1 and rest.epochs_run == 4 and rest.stopped_by == "epochs"
