@@ -115,6 +115,7 @@ def _plan(settings: BenchmarkSettings, use: StackUse, log: Callable[[str], None]
     from components.benchmark.fanout import check_pipeline_settings, pipeline_tasks
     from components.benchmark.plan import plan_run
     from components.data.versioning import dvc_repo, materialize
+    from pipelines.benchmark_pipeline import TRAIN_STEP_CPUS
     from steps.data_version import pulled_version
 
     check_pipeline_settings(settings)
@@ -132,7 +133,7 @@ def _plan(settings: BenchmarkSettings, use: StackUse, log: Callable[[str], None]
                 "(`dvc init --no-scm` outside Git), or use --engine processes"
             )
         plan = plan_run(settings, log=lambda s: None)
-    return plan, pipeline_tasks(plan)
+    return plan, pipeline_tasks(plan, threads=TRAIN_STEP_CPUS)
 
 
 def run_pipeline_engine(

@@ -27,7 +27,7 @@ from steps.data_version import data_version_step
 from steps.prepare_benchmark_windows import prepare_benchmark_windows_step
 from steps.train_benchmark_task import train_benchmark_task_step, train_resources
 
-TRAIN_STEP_CPUS = 2  # cores each training step asks for (ResourceSettings; --step-cpus)
+TRAIN_STEP_CPUS = 2  # cores (and torch threads) of each training: its step's ResourceSettings
 
 
 @pipeline(name="benchmark_pipeline", enable_cache=True, execution_mode=ExecutionMode.CONTINUE_ON_FAILURE)
@@ -36,7 +36,6 @@ def benchmark_pipeline(
     tasks: list[dict[str, Any]],
     windows_sha256: str,
     started_unix: float,
-    step_cpus: int = TRAIN_STEP_CPUS,
     data_version_parameters: dict[str, Any] | None = None,
     experiment_tracker: str | None = None,
 ) -> None:
@@ -44,10 +43,10 @@ def benchmark_pipeline(
 
     Args:
         settings: :meth:`components.benchmark.protocol.BenchmarkSettings.to_dict`.
-        tasks: one ``{"step_id", "task", "code_sha256"}`` per training.
+        tasks: one ``{"step_id", "task", "code_sha256"}`` per training; a step requests the
+            task's ``threads`` CPU cores.
         windows_sha256: the planned windows' sha256.
         started_unix: when the caller started (the result's ``duration_s``).
-        step_cpus: CPU cores each training step requests.
         data_version_parameters: ``data_version_step``'s parameters other than the dataset
             (``pull``, ``latest``: a run config's ``steps.data_version_step.parameters``).
         experiment_tracker: the stack's MLflow experiment tracker: each training step then logs
@@ -64,7 +63,7 @@ def benchmark_pipeline(
     nested = {"experiment_tracker.mlflow": {"nested": True}} if experiment_tracker else {}
     records = [
         train_benchmark_task_step.with_options(
-            settings={"resources": train_resources(t["task"]["device"], step_cpus), **nested}, **tracker
+            settings={"resources": train_resources(t["task"]["device"], t["task"]["threads"]), **nested}, **tracker
         )(windows, task=t["task"], windows_sha256=windows_sha256, code_sha256=t["code_sha256"], id=t["step_id"])
         for t in tasks
     ]

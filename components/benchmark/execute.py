@@ -105,6 +105,7 @@ def run_task(task: dict[str, Any], windows: WindowSet | None = None, checkpoint_
 
         if task.get("threads"):
             torch.set_num_threads(task["threads"])
+            record["threads"] = task["threads"]
         if windows is None:
             windows = _load_windows(task["windows_dir"])
         fold = Fold(**task["fold"])

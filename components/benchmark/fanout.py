@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import time
 from collections.abc import Callable
@@ -30,9 +29,6 @@ from components.config import data_dir as default_data_dir
 from components.data.versioning import materialize
 from components.data.window_set import WindowSet
 from components.provenance import git_info
-
-# task fields that do not decide a record's numbers' identity on the machine that trains it
-_NOT_KEYED = ("threads",)
 
 
 def step_id(model: str, fold: str, seed: int) -> str:
@@ -53,15 +49,17 @@ def check_pipeline_settings(settings: BenchmarkSettings) -> None:
         raise ValueError("--time-budget works with --engine processes only (a pipeline step is never cut short)")
 
 
-def pipeline_tasks(plan: RunPlan) -> list[dict[str, Any]]:
+def pipeline_tasks(plan: RunPlan, threads: int) -> list[dict[str, Any]]:
     """One entry per training of ``plan`` (all of them: ZenML's cache decides what runs):
-    ``{"step_id", "task", "code_sha256"}``, ``task`` without the machine's thread count."""
+    ``{"step_id", "task", "code_sha256"}``. Each task trains with ``threads`` torch threads
+    (the cores its step requests) whatever machine runs it: the thread count changes the
+    floating-point sums, so it is part of the task and of the step's cache key."""
     codes = {n: code_fingerprint(model=n) for n in plan.names}
     return [
         {
             "step_id": step_id(t["model"], t["fold"]["name"], t["seed"]),
             # as JSON (tuples -> lists): what the step's stored parameters are, for --status
-            "task": json.loads(json.dumps({k: v for k, v in t.items() if k not in _NOT_KEYED})),
+            "task": json.loads(json.dumps({**t, "threads": threads})),
             "code_sha256": codes[t["model"]],
         }
         for t in plan.tasks
@@ -84,14 +82,6 @@ def prepare_windows(settings: BenchmarkSettings, windows_sha256: str, data_versi
         )
     windows.provenance = {**(windows.provenance or {}), "dataset": settings.dataset, "windows_sha256": got}
     return windows
-
-
-def available_cpus() -> int:
-    """CPU cores this process may use (a pod's or container's limit where set as affinity)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
 
 
 CHECKPOINTS = "benchmark-checkpoints"  # the folder in the artifact store the training steps checkpoint in
@@ -135,7 +125,7 @@ def train_task(
             f"planned with ({code_sha256[:12]}): run the step from the same commit as the caller"
         )
     where = {"checkpoint": checkpoint[0]} if checkpoint else {}
-    record = run_task({**task, "threads": available_cpus(), **where}, windows, checkpoint[1] if checkpoint else None)
+    record = run_task({**task, **where}, windows, checkpoint[1] if checkpoint else None)
     record["ledger"] = {
         "git": git_info(),
         "environment": environment_info(task["device"]),
@@ -158,7 +148,8 @@ def assemble_records(
     are marked ``from_ledger``, as records the ledger supplies are."""
     root = Path(settings.data_dir) if settings.data_dir else default_data_dir()
     plan = plan_for_windows(settings, root, windows, log=lambda s: None)
-    plan.executor, plan.threads = "pipeline", available_cpus()  # one training per step, all its cores
+    threads = sorted({r["threads"] for r in records if "threads" in r})
+    plan.executor, plan.threads = "pipeline", threads[0] if len(threads) == 1 else threads
     out = Outcome(records={n: [] for n in plan.names}, failures=[], skipped=[], truncated=[])
     for rec in records:
         earlier = run_name is not None and rec.get("pipeline_run") not in (None, run_name)

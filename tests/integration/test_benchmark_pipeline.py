@@ -226,12 +226,13 @@ def test_stopped_training_step_goes_on_from_its_checkpoint_in_the_artifact_store
     from components.benchmark.fanout import checkpoint_path, pipeline_tasks
     from components.benchmark.plan import plan_run
     from components.training import trainer
+    from pipelines.benchmark_pipeline import TRAIN_STEP_CPUS
 
     settings = BenchmarkSettings(
         dataset="usc-had", protocol="loso", models=["cnn"], epochs=3, folds=FOLDS, data_dir=bench["data"]
     )
     plan = plan_run(settings, log=lambda s: None)  # what the CLI plans for the same options
-    first = pipeline_tasks(plan)[0]
+    first = pipeline_tasks(plan, threads=TRAIN_STEP_CPUS)[0]
     unbroken = execute.run_task(first["task"], plan.windows)
 
     proc = subprocess.run(
