@@ -112,18 +112,23 @@ def make_benchmark(engines: dict[str, Engine], default: str = "processes") -> Ca
         ledger: Path | None = typer.Option(
             None,
             "--ledger",
-            help="keep every finished training in this folder; a re-run with the same code, data and settings "
-            "trains only what is missing (a full LOSO across several sessions)",
+            help="keep every finished training in this folder, and each training in progress as a per-epoch "
+            "checkpoint; a re-run with the same code, data and settings trains only what is missing, going on "
+            "from those checkpoints (a full LOSO across several sessions)",
         ),
         time_budget: float | None = typer.Option(
-            None, "--time-budget", help="seconds: start no task after this (tasks not run make the run partial)"
+            None,
+            "--time-budget",
+            help="seconds: start no task after this and cut running ones at 1.25x (tasks not run or cut make the run "
+            "partial; with --ledger a cut training goes on from its last epoch in the next run)",
         ),
         status: bool = typer.Option(
             False,
             "--status",
             help="print what the ledger (default benchmarks/results/ledger) holds - per model the finished folds, "
-            "their macro-F1 and whether the code is still current - and exit without training "
-            "(with --engine pipeline: which trainings of the run these options plan are cached in ZenML)",
+            "their macro-F1, whether the code is still current and the part-trained ones - and exit without "
+            "training (with --engine pipeline: which trainings of the run these options plan are cached in ZenML "
+            "or part-trained)",
         ),
         engine: str = typer.Option(default, "--engine", help=engine_help),
         run_config: Path | None = typer.Option(

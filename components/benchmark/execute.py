@@ -247,8 +247,14 @@ def execute(
                 log(
                     f"done {rec['model']} {rec['fold']} seed {rec['seed']}: macro-F1 {rec['metrics']['macro_f1']:.3f}, "
                     f"{rec['epochs_run']} epochs, {rec['train_seconds']:.0f} s, cuda graph {rec.get('cuda_graph')}"
+                    + (f", went on from a checkpoint after epoch {k}" if (k := rec.get("resumed_from_epoch")) else "")
                     + (f" ({rec['cuda_graph_error']})" if rec.get("cuda_graph_error") else "")
-                    + (" - cut by the time budget, not kept" if "truncated" in rec else "")
+                    + (" - cut by the time budget, not a record" if "truncated" in rec else "")
+                    + (
+                        "; its checkpoint goes on in the next run"
+                        if "truncated" in rec and rec["model"] in ledgers
+                        else ""
+                    )
                 )
             if bar is not None:
                 bar.update(1)

@@ -239,7 +239,7 @@ def render_status(rows: list[dict[str, Any]]) -> str:
     ]
     for r in rows:
         folds = ", ".join(f"{k.split('/')[0].removeprefix('loso-')}: {v:.3f}" for k, v in r["macro_f1"].items())
-        of = f" of {r['n_subjects']}" if r["protocol"] == "loso" else ""
+        of = f" of {r['n_subjects']}" if r["protocol"] == "loso" and r["n_subjects"] else ""
         mean = "-" if r["macro_f1_mean"] is None else f"{r['macro_f1_mean']:.3f}"
         part = ", ".join(f"{f.removeprefix('loso-')}/s{s}: {d} of {p}" for f, s, d, p in r["partial"])
         lines.append(

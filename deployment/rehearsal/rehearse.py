@@ -54,7 +54,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import yaml
-from common import REPO, RehearsalError, say, sh
+from benchmark import rehearse_benchmark
+from common import REPO, RehearsalError, say, sh, step_containers
 from images import base_image, docker_ready, image_lock, rootfs_image, wheelhouse
 
 from components.config import TELEMETRY_OFF, run_parameters
@@ -64,7 +65,6 @@ RESULT = REPO / "benchmarks" / "results" / "rehearsal.json"
 BUCKET = "har-rehearsal"
 REGION = "us-east-1"
 SUBJECTS, VAL, TEST = ["1", "2", "7", "8"], ["7"], ["8"]
-BENCH_FOLDS, BENCH_MODEL = ["7", "8"], "cnn"  # the benchmark: LOSO folds of these test subjects, cheapest model
 TIME_BUDGET_MIN = 1.0
 QUIET = {**TELEMETRY_OFF, "ZENML_ENABLE_RICH_TRACEBACK": "false", "NO_COLOR": "1", "COLUMNS": "200"}
 
@@ -251,33 +251,6 @@ def write_config(project: Path, config: dict) -> Path:
 # -- the run and what it left behind -----------------------------------------------------------
 
 
-def step_containers(orchestrator_run_id: str) -> dict[str, dict]:
-    """Every container the local_docker orchestrator started for this run, by step name."""
-    ids = subprocess.run(
-        ["docker", "ps", "-aq", "--no-trunc"], capture_output=True, text=True, check=True
-    ).stdout.split()
-    found: dict[str, dict] = {}
-    if not ids:
-        return found
-    for c in json.loads(subprocess.run(["docker", "inspect", *ids], capture_output=True, text=True, check=True).stdout):
-        env = dict(e.split("=", 1) for e in c["Config"]["Env"] or [])
-        if env.get("ZENML_DOCKER_ORCHESTRATOR_RUN_ID") != orchestrator_run_id:
-            continue
-        args = c.get("Args") or []
-        step = args[args.index("--step_name") + 1] if "--step_name" in args else "?"
-        found[step] = {
-            "container_id": c["Id"][:12],
-            "image": c["Config"]["Image"],
-            "exit_code": c["State"]["ExitCode"],
-            "started_at": c["State"]["StartedAt"],
-            "finished_at": c["State"]["FinishedAt"],
-            "network_mode": c["HostConfig"]["NetworkMode"],
-            "mounts": [m["Destination"] for m in c.get("Mounts", [])],
-        }
-        subprocess.run(["docker", "rm", c["Id"]], capture_output=True)
-    return found
-
-
 def serve_and_query(project: Path, env: dict, result: dict, stack: ExitStack) -> dict:
     """har edge pull -> bentoml build -> bentoml serve -> /classify with one real test window
     per activity (the run's own test split, loaded from the artifact store)."""
@@ -384,7 +357,8 @@ def main() -> None:
             t = time.monotonic()
             result["scheduled_run"] = scheduled_stop(project, env, config, build_id, data_version)
             scheduled_s = time.monotonic() - t
-            result["benchmark"] = rehearse_benchmark(project, env, config_path, root / "benchmark", data_version)
+            bench_dir = root / "benchmark"
+            result["benchmark"] = rehearse_benchmark(project, env, config_path, bench_dir, data_version, SUBJECTS)
             result["timing_s"] = {
                 "services_and_stack": round(services_s, 1),
                 "rootfs_image": round(rootfs_s, 1),
@@ -511,101 +485,6 @@ def scheduled_stop(project: Path, env: dict, config: dict, build_id: str, data_v
     return {"run": run.name, "steps": steps, "data_version": pulled, "data_version_source": source,
             "stopped_because": why.strip().splitlines()[-1],
             "containers": {n: c["container_id"] for n, c in containers.items()}}  # fmt: skip
-
-
-def rehearse_benchmark(project: Path, env: dict, config_path: Path, out: Path, data_version: str) -> dict:
-    """`har benchmark --engine pipeline` on the rehearsal stack, twice: the first run trains each
-    (model, fold, seed) in its own container and logs it to MLflow, nested under the pipeline
-    run's MLflow run; the second trains nothing (every training step cached)."""
-    from mlflow.tracking import MlflowClient
-    from zenml.client import Client
-
-    from components.benchmark.fanout import step_id
-
-    har = [sys.executable, "-m", "cli"]
-    cmd = [*har, "benchmark", "--engine", "pipeline", "--dataset", "dsads", "--protocol", "loso",
-           "--subjects", ",".join(SUBJECTS), "--folds", ",".join(BENCH_FOLDS), "--models", BENCH_MODEL,
-           "--epochs", "2", "--seeds", "1", "--latency-runs", "20",
-           "--run-config", str(config_path.relative_to(project)), "--out", str(out), "--no-progress"]  # fmt: skip
-    trainings = sorted(step_id(BENCH_MODEL, f"loso-{f}", 0) for f in BENCH_FOLDS)
-    runs, problems = {}, []
-    for attempt in ("first_run", "second_run"):
-        say(f"har benchmark --engine pipeline ({attempt.replace('_', ' ')}: one container per step)")
-        t = time.monotonic()
-        sh(cmd, env={**env, "ZENML_LOGGING_VERBOSITY": "INFO"}, cwd=project)
-        seconds = round(time.monotonic() - t, 1)
-        run = Client().get_pipeline("benchmark_pipeline").last_run
-        containers = step_containers(run.orchestrator_run_id)
-        steps = {name: {"status": str(step.status.value), **(containers.get(name) or {"container_id": None})}
-                 for name, step in run.steps.items()}  # fmt: skip
-        ran = {n: s for n, s in steps.items() if s["status"] == "completed"}
-        problems += [
-            f"{attempt} {n}: {s['status']}" for n, s in steps.items() if s["status"] not in ("completed", "cached")
-        ]
-        problems += [f"{attempt} {n}: ran without a container" for n, s in ran.items() if not s["container_id"]]
-        ids = [s["container_id"] for s in ran.values() if s["container_id"]]
-        if len(set(ids)) != len(ids):
-            problems.append(f"{attempt}: steps shared a container")
-        if set(containers) - set(steps):
-            problems.append(f"{attempt}: containers for {sorted(set(containers) - set(steps))}, not steps of the run")
-        got = sorted(n for n in steps if n.startswith("train_"))
-        if got != trainings:
-            problems.append(f"{attempt}: training steps {got}, planned {trainings}")
-        want = "completed" if attempt == "first_run" else "cached"
-        problems += [f"{attempt} {n}: {steps[n]['status']}, not {want}" for n in got if steps[n]["status"] != want]
-        pulled = (
-            run.steps["data_version_step"].outputs["data_version"][0].load()
-            if "data_version_step" in run.steps
-            else None
-        )
-        if pulled != data_version:
-            problems.append(f"{attempt}: data_version_step took {pulled}, not the pushed {data_version}")
-        runs[attempt] = {"name": run.name, "status": str(run.status.value), "seconds": seconds, "steps": steps,
-                         "trainings_ran": sum(steps[n]["status"] == "completed" for n in got),
-                         "trainings_cached": sum(steps[n]["status"] == "cached" for n in got)}  # fmt: skip
-    path = out / "dsads-loso-smoke.json"
-    bench = json.loads(path.read_text()) if path.is_file() else {}
-    per_fold = (bench.get("models") or {}).get(BENCH_MODEL, {}).get("per_fold") or []
-    folds = sorted(r["fold"] for r in per_fold)
-    if folds != sorted(f"loso-{f}" for f in BENCH_FOLDS):
-        problems.append(f"{path}: {BENCH_MODEL} fold records {folds}, not loso-{' and loso-'.join(BENCH_FOLDS)}")
-    mlflow = MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"])
-    experiment = mlflow.get_experiment_by_name("benchmark_pipeline")
-    tracked = mlflow.search_runs([experiment.experiment_id], max_results=100) if experiment else []
-    by_name = {r.info.run_name: r for r in tracked}
-    children = {n: r for n, r in by_name.items() if n in trainings}
-    parent = by_name.get(runs["first_run"]["name"])
-    if sorted(children) != trainings or parent is None:
-        problems.append(f"MLflow runs {sorted(by_name)}: not {trainings} under {runs['first_run']['name']}")
-    elif {r.data.tags.get("mlflow.parentRunId") for r in children.values()} != {parent.info.run_id}:
-        problems.append("the trainings' MLflow runs are not nested under the pipeline run's")
-    if problems:
-        raise RehearsalError("the benchmark run is not what a cluster run must be:\n  " + "\n  ".join(problems))
-    say(f"benchmark: {len(trainings)} trainings in their own containers, then all cached; {path.name} written")
-    return {
-        "command": " ".join(cmd[2:]),
-        "first_run": runs["first_run"],
-        "second_run": runs["second_run"],
-        "result": {
-            "file": path.name,
-            "complete_protocol": bench.get("complete_protocol"),
-            "folds": folds,
-            "macro_f1_mean": bench["models"][BENCH_MODEL].get("macro_f1_mean"),
-            "per_fold_macro_f1": {r["fold"]: round(r["metrics"]["macro_f1"], 4) for r in per_fold},
-        },
-        "mlflow": {
-            "experiment": "benchmark_pipeline",
-            "parent_run": parent.info.run_name,
-            "training_runs": {
-                n: {
-                    "run_id": r.info.run_id,
-                    "test_macro_f1": r.data.metrics.get("test_macro_f1"),
-                    "params": dict(r.data.params),
-                }
-                for n, r in sorted(children.items())
-            },
-        },  # fmt: skip
-    }
 
 
 def lineage(project: Path, env: dict, result: dict) -> list[str]:
