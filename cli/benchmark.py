@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from components.benchmark.command import PROCESSES, Engine, make_benchmark
-from components.benchmark.protocol import BenchmarkSettings
+from components.benchmark.protocol import STEP_CPUS, BenchmarkSettings
 from components.config import REPO_ROOT, load_run_config
 
 PIPELINE_NAME = "benchmark_pipeline"  # also the MLflow experiment of its runs (ZenML's tracker default)
@@ -115,7 +115,6 @@ def _plan(settings: BenchmarkSettings, use: StackUse, log: Callable[[str], None]
     from components.benchmark.fanout import check_pipeline_settings, pipeline_tasks
     from components.benchmark.plan import plan_run
     from components.data.versioning import dvc_repo, materialize
-    from pipelines.benchmark_pipeline import TRAIN_STEP_CPUS
     from steps.data_version import pulled_version
 
     check_pipeline_settings(settings)
@@ -133,7 +132,7 @@ def _plan(settings: BenchmarkSettings, use: StackUse, log: Callable[[str], None]
                 "(`dvc init --no-scm` outside Git), or use --engine processes"
             )
         plan = plan_run(settings, log=lambda s: None)
-    return plan, pipeline_tasks(plan, threads=TRAIN_STEP_CPUS)
+    return plan, pipeline_tasks(plan, threads=settings.step_cpus or STEP_CPUS)
 
 
 def run_pipeline_engine(

@@ -27,8 +27,6 @@ from steps.data_version import data_version_step
 from steps.prepare_benchmark_windows import prepare_benchmark_windows_step
 from steps.train_benchmark_task import train_benchmark_task_step, train_resources
 
-TRAIN_STEP_CPUS = 2  # cores (and torch threads) of each training: its step's ResourceSettings
-
 
 @pipeline(name="benchmark_pipeline", enable_cache=True, execution_mode=ExecutionMode.CONTINUE_ON_FAILURE)
 def benchmark_pipeline(

@@ -40,6 +40,8 @@ class Engine:
 def _run_processes(settings: BenchmarkSettings, progress: bool, log: Callable[[str], None]):
     if settings.run_config:
         raise ValueError("--run-config is a ZenML run config: it works with --engine pipeline only")
+    if settings.step_cpus is not None:
+        raise ValueError("--step-cpus sets the pipeline's training steps: with --engine processes use --jobs")
     return run_benchmark(settings, progress=progress, log=log)
 
 
@@ -138,6 +140,13 @@ def make_benchmark(engines: dict[str, Engine], default: str = "processes") -> Ca
             "steps.data_version_step.parameters (pull, latest) the run uses (default: configs/cluster.yaml when "
             "the orchestrator runs steps in containers)",
         ),
+        step_cpus: int | None = typer.Option(
+            None,
+            "--step-cpus",
+            min=1,
+            help="--engine pipeline: CPU cores each training step requests and its torch threads (default 2); "
+            "part of each training's cache key",
+        ),
     ) -> None:
         """Benchmark models cross-subject and write <out>/<dataset>-<protocol>.json and .md.
 
@@ -178,6 +187,7 @@ def make_benchmark(engines: dict[str, Engine], default: str = "processes") -> Ca
                 or with another engine what that engine's ``status`` says about the planned run.
             engine: which :class:`Engine` runs the trainings (``engines``' keys).
             run_config: the pipeline engine's ZenML run config (``BenchmarkSettings.run_config``).
+            step_cpus: the pipeline engine's cores and torch threads per training step.
 
         Raises:
             typer.Exit: code 1 if the configuration is invalid or any task failed (the
@@ -224,6 +234,7 @@ def make_benchmark(engines: dict[str, Engine], default: str = "processes") -> Ca
             ledger=ledger,
             hparams=model_hparams,
             run_config=run_config,
+            step_cpus=step_cpus,
         )
         try:
             if status:

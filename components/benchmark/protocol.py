@@ -29,6 +29,7 @@ PATIENCE = 10  # epochs without a better validation macro-F1
 TIME_BUDGET_MIN = None  # no wall-clock budget: every model trains until patience or the cap
 SEEDS = 1  # seeds 0 .. SEEDS-1 per fold and model
 VAL_SHARE = 0.2  # share of the training subjects held out for validation when none are named
+STEP_CPUS = 2  # the pipeline engine: cores a training step requests, and its torch threads
 # trainer settings of the protocol (a run with other values is not the full protocol)
 TRAINER: dict[str, float] = {
     "batch_size": 64,
@@ -159,6 +160,9 @@ class BenchmarkSettings:
             (``settings.docker``) and ``steps.data_version_step.parameters`` (``pull``,
             ``latest``) it takes from it (None: ``configs/cluster.yaml`` when the orchestrator
             runs steps in containers, no run config otherwise).
+        step_cpus: the pipeline engine: CPU cores each training step requests and trains with
+            as torch threads, on any machine (None: :data:`STEP_CPUS`); part of each training's
+            cache key, since the thread count changes the floating-point sums.
     """
 
     dataset: str = "dsads"
@@ -190,6 +194,7 @@ class BenchmarkSettings:
     ledger: Path | None = None
     hparams: dict[str, dict[str, Any]] = field(default_factory=dict)
     run_config: Path | None = None
+    step_cpus: int | None = None
 
     def model_names(self) -> list[str]:
         names = list(dict.fromkeys(self.models))

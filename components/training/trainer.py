@@ -413,6 +413,9 @@ def _train(
     if saved is not None:
         model.load_state_dict(saved["model"])
         opt.load_state_dict(saved["optimizer"])
+        if use_graph:  # the captured step reads the learning rate from a tensor on the device
+            for group in opt.param_groups:
+                group["lr"] = torch.tensor(float(group["lr"]), device=device)
         planned = saved["planned"]
         if saved["scheduler"] is not None:
             sched = _Cosine(opt, T_max=planned)

@@ -208,6 +208,7 @@ def test_pipeline_engine_refuses_what_it_does_not_do(bench, tmp_path):
     assert "--ledger is the processes engine's cache" in refused(*args, "--ledger", str(tmp_path / "ledger"))
     assert "--time-budget works with --engine processes only" in refused(*args, "--time-budget", "60")
     assert "this command knows processes, pipeline" in refused(*args[:2], "nonsense", *args[3:])
+    assert "with --engine processes use --jobs" in refused(*args[:2], "processes", *args[3:], "--step-cpus", "1")
     assert not any(tmp_path.iterdir())  # nothing written
 
 
@@ -225,14 +226,14 @@ def test_stopped_training_step_goes_on_from_its_checkpoint_in_the_artifact_store
     from components.benchmark import execute
     from components.benchmark.fanout import checkpoint_path, pipeline_tasks
     from components.benchmark.plan import plan_run
+    from components.benchmark.protocol import STEP_CPUS
     from components.training import trainer
-    from pipelines.benchmark_pipeline import TRAIN_STEP_CPUS
 
     settings = BenchmarkSettings(
         dataset="usc-had", protocol="loso", models=["cnn"], epochs=3, folds=FOLDS, data_dir=bench["data"]
     )
     plan = plan_run(settings, log=lambda s: None)  # what the CLI plans for the same options
-    first = pipeline_tasks(plan, threads=TRAIN_STEP_CPUS)[0]
+    first = pipeline_tasks(plan, threads=STEP_CPUS)[0]
     unbroken = execute.run_task(first["task"], plan.windows)
 
     proc = subprocess.run(
