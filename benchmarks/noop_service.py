@@ -5,7 +5,8 @@
 ``noop`` takes the same request body as ``classify`` (``{"windows": ...}``, parsed by BentoML
 and pydantic as ``Any``, not decoded or checked) and answers a one-element JSON list, so its
 requests/s is what BentoML itself allows on this machine. It is served the way the product
-service is: ``HAR_WORKERS``, ``HAR_ACCESS_LOG`` and ``HAR_METRICS`` when set (unset: BentoML's
+service is: ``HAR_WORKERS``, ``HAR_ACCESS_LOG`` and ``HAR_METRICS`` when set, keep-alive rotation
+(``HAR_KEEPALIVE_REQUESTS``, :mod:`har_runtime.connections`) (unset: BentoML's
 defaults, which are the product service's defaults too: 1 worker, access log and metrics on),
 the same traffic settings and an explicit output content type. It is not batchable: adaptive
 batching is part of what ``classify`` costs, not of the floor.
@@ -18,6 +19,8 @@ from typing import Annotated, Any
 
 import bentoml
 from bentoml.validators import ContentType
+
+from har_runtime.connections import RotateConnections
 
 SETTINGS: dict[str, Any] = {"traffic": {"timeout": 30, "max_concurrency": 512}}
 if "HAR_WORKERS" in os.environ:
@@ -35,3 +38,6 @@ class NoopService:
     @bentoml.api
     async def noop(self, windows: Any) -> Annotated[list[dict[str, Any]], ContentType("application/json")]:
         return ANSWER
+
+
+NoopService.add_asgi_middleware(RotateConnections)  # as the product service (HAR_KEEPALIVE_REQUESTS)

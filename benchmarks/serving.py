@@ -135,14 +135,18 @@ def _raw_requests(path: str, bodies: list[bytes]) -> list[bytes]:
 
 
 # -- load generator ----------------------------------------------------------------------
-async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes, bool]:
+    """Status, body, and whether the server closes the connection after it (``connection: close``)."""
     head = await reader.readuntil(b"\r\n\r\n")
-    length = 0
+    length, close = 0, False
     for line in head.split(b"\r\n")[1:]:
         name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
+        name = name.strip().lower()
+        if name == b"content-length":
             length = int(value)
-    return int(head[9:12]), await reader.readexactly(length)
+        elif name == b"connection":
+            close = value.strip().lower() == b"close"
+    return int(head[9:12]), await reader.readexactly(length), close
 
 
 async def _throughput(port: int, requests: list[bytes], clients: int, seconds: float) -> dict[str, Any]:
@@ -155,6 +159,8 @@ async def _throughput(port: int, requests: list[bytes], clients: int, seconds: f
     lat, statuses, samples = [], Counter(), []
     stop = time.perf_counter() + seconds
 
+    reconnects = [0]
+
     async def worker(k: int) -> None:
         reader, writer = await asyncio.open_connection(HOST, port, limit=2**26)
         i = k
@@ -163,7 +169,11 @@ async def _throughput(port: int, requests: list[bytes], clients: int, seconds: f
                 t0 = time.perf_counter()
                 writer.write(requests[i % len(requests)])
                 try:
-                    status, body = await _read_response(reader)
+                    status, body, close = await _read_response(reader)
+                    if close:  # the server rotates keep-alive connections: reconnect, as HTTP/1.1 clients do
+                        writer.close()
+                        reader, writer = await asyncio.open_connection(HOST, port, limit=2**26)
+                        reconnects[0] += 1
                 except (asyncio.IncompleteReadError, ConnectionError) as e:
                     statuses[type(e).__name__] += 1
                     samples.append(repr(e)[:300])
@@ -193,6 +203,7 @@ async def _throughput(port: int, requests: list[bytes], clients: int, seconds: f
         "http_5xx": sum(v for k, v in statuses.items() if k.startswith("5")),
         "error_statuses": dict(statuses),
         "error_samples": samples,
+        "reconnects": reconnects[0],  # connections the server closed (HAR_KEEPALIVE_REQUESTS)
     }
 
 

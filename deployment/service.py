@@ -40,6 +40,7 @@ from bentoml.validators import ContentType
 from pydantic import BeforeValidator
 
 from har_runtime.champions import ChampionChoiceError, only_stored_champion
+from har_runtime.connections import RotateConnections
 from har_runtime.runtime import (
     MODEL_FILES,
     Classifier,
@@ -308,3 +309,4 @@ class HARService:
 
 
 HARService.add_asgi_middleware(BodyLimit)
+HARService.add_asgi_middleware(RotateConnections)  # spread keep-alive clients over the workers

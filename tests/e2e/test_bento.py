@@ -47,6 +47,7 @@ def test_bento_is_self_contained_and_lean(bento, bentoml_home):
         "deployment/service.py",
         "har_runtime/__init__.py",
         "har_runtime/champions.py",
+        "har_runtime/connections.py",
         "har_runtime/runtime.py",
     ]
     models = [m["tag"] for s in info["services"] for m in s["models"]]
