@@ -95,6 +95,22 @@ def small_dsads_parameters(registered_model: str) -> dict:
     }
 
 
+def stop_training_in_epoch(monkeypatch, epoch: int, exc: BaseException) -> None:
+    """Make the trainer's validation of ``epoch`` (0-based) raise ``exc``: a training stopped in
+    that epoch, as a killed process or an evicted pod would be (the epochs before it are saved)."""
+    from components.training import trainer
+
+    calls, real_evaluate = [0], trainer.evaluate
+
+    def evaluate(*args, **kwargs):
+        calls[0] += 1
+        if calls[0] == epoch + 1:
+            raise exc
+        return real_evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(trainer, "evaluate", evaluate)
+
+
 def dvc_project(root: Path) -> Path:
     """A fresh DVC project (no git) holding a future ``data/``."""
     root.mkdir(parents=True, exist_ok=True)

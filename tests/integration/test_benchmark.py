@@ -33,7 +33,7 @@ from components.benchmark.protocol import BenchmarkSettings
 from components.data.importers import import_dataset
 from components.models.registry import build_model
 from components.models.spec import InputSpec
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, stop_training_in_epoch
 
 LABELS = ["sitting", "walking_parking_lot", "running_treadmill"]
 SPEC = InputSpec(n_channels=6, window_len=50, n_classes=4, modality_groups={"acc": [0, 1, 2], "gyro": [3, 4, 5]})
@@ -317,21 +317,12 @@ def test_stopped_training_goes_on_from_its_ledger_checkpoint(dsads3, tmp_path, m
     """A training stopped in its third epoch keeps its checkpoint in the ledger (listed by
     ``--status``); the next run goes on from there and scores what an unbroken run scores."""
     from components.benchmark.ledger import render_status
-    from components.training import trainer
 
     settings = {"epochs": 4, "jobs": 1, "folds": ["1"], "models": ["cnn"]}
     plain, _ = run_benchmark(_cnn_loso(dsads3, tmp_path / "plain", **settings), False, str)
 
     ledger = tmp_path / "ledger"
-    calls, real_evaluate = [0], trainer.evaluate
-
-    def evaluate(*args, **kwargs):  # the third epoch's validation: as if the run were killed there
-        calls[0] += 1
-        if calls[0] == 3:
-            raise RuntimeError("stopped")
-        return real_evaluate(*args, **kwargs)
-
-    monkeypatch.setattr(trainer, "evaluate", evaluate)
+    stop_training_in_epoch(monkeypatch, 2, RuntimeError("stopped"))  # its third epoch
     cut, _ = run_benchmark(_cnn_loso(dsads3, tmp_path / "a", ledger=ledger, **settings), False, str)
     monkeypatch.undo()
     assert [f["fold"] for f in cut["failures"]] == ["loso-1"]

@@ -22,7 +22,7 @@ from components.benchmark.fanout import step_id
 from components.benchmark.harness import run_benchmark
 from components.benchmark.protocol import BenchmarkSettings
 from components.data.importers import import_dataset
-from tests.conftest import REPO_ROOT, USC_SMALL, isolated_env, run_har
+from tests.conftest import REPO_ROOT, USC_SMALL, isolated_env, run_har, stop_training_in_epoch
 
 SUBJECTS = ["1", "2", "3"]  # each LOSO fold: one test, one validation, one training subject
 FOLDS = ["1", "2"]
@@ -227,7 +227,6 @@ def test_stopped_training_step_goes_on_from_its_checkpoint_in_the_artifact_store
     from components.benchmark.fanout import checkpoint_path, pipeline_tasks
     from components.benchmark.plan import plan_run
     from components.benchmark.protocol import STEP_CPUS
-    from components.training import trainer
 
     settings = BenchmarkSettings(
         dataset="usc-had", protocol="loso", models=["cnn"], epochs=3, folds=FOLDS, data_dir=bench["data"]
@@ -242,15 +241,7 @@ def test_stopped_training_step_goes_on_from_its_checkpoint_in_the_artifact_store
     assert proc.returncode == 0, proc.stderr[-3000:]
     store = proc.stdout.strip().splitlines()[-1]
     where = checkpoint_path(store, first["task"], plan.windows_sha256, first["code_sha256"])
-    calls, real_evaluate = [0], trainer.evaluate
-
-    def evaluate(*args, **kwargs):  # the second epoch's validation: as if the pod were stopped there
-        calls[0] += 1
-        if calls[0] == 2:
-            raise RuntimeError("stopped")
-        return real_evaluate(*args, **kwargs)
-
-    monkeypatch.setattr(trainer, "evaluate", evaluate)
+    stop_training_in_epoch(monkeypatch, 1, RuntimeError("stopped"))  # its second epoch: as if the pod were stopped
     stopped = execute.run_task({**first["task"], "checkpoint": where}, plan.windows)
     monkeypatch.undo()
     assert "stopped" in stopped["error"] and Path(where).is_file()

@@ -19,6 +19,7 @@ from components.training import TrainConfig, evaluate, ogm_ge, predict, train_mo
 from components.training.augment import SensorAugment
 from components.training.modulation import modality_scores, modulation_coefficients, modulation_ratios
 from components.training.trainer import _class_weights
+from tests.conftest import stop_training_in_epoch
 
 torch.set_num_threads(2)
 
@@ -407,21 +408,6 @@ class _Stopped(Exception):
     """Stands in for a killed process: raised from inside the epoch loop."""
 
 
-def _stop_at_epoch(monkeypatch, k: int) -> None:
-    """Make the k-th epoch's validation (0-based) raise, as a kill during that epoch would."""
-    from components.training import trainer
-
-    calls, real_evaluate = [0], trainer.evaluate
-
-    def evaluate(*args, **kwargs):
-        calls[0] += 1
-        if calls[0] == k + 1:
-            raise _Stopped
-        return real_evaluate(*args, **kwargs)
-
-    monkeypatch.setattr(trainer, "evaluate", evaluate)
-
-
 def _cmdhar_run(train, val, spec, cfg, checkpoint=None):
     torch.manual_seed(0)
     model = build_model("cmdhar-with-modulation", spec)  # GE noise and modality dropout draw random numbers
@@ -439,7 +425,7 @@ def test_stopped_training_resumes_from_its_checkpoint_as_if_never_stopped(basicm
     ref_model, ref = _cmdhar_run(train, val, spec, cfg)
 
     ckpt = TrainingCheckpoint(tmp_path / "ck" / "t.pt", key={"fold": "a"})
-    _stop_at_epoch(monkeypatch, 3)
+    stop_training_in_epoch(monkeypatch, 3, _Stopped())
     with pytest.raises(_Stopped):
         _cmdhar_run(train, val, spec, cfg, ckpt)
     monkeypatch.undo()
@@ -464,7 +450,7 @@ def test_checkpoint_of_another_training_is_refused(basicmotions_windows, tmp_pat
     train, val = _standardise(*_source_split(basicmotions_windows))
     spec = InputSpec.from_windows(train)
     ckpt = TrainingCheckpoint(tmp_path / "t.pt", key={"fold": "a"})
-    _stop_at_epoch(monkeypatch, 1)
+    stop_training_in_epoch(monkeypatch, 1, _Stopped())
     with pytest.raises(_Stopped):
         _cmdhar_run(train, val, spec, _cfg(epochs=3, batch_size=16), ckpt)
     monkeypatch.undo()
