@@ -267,19 +267,18 @@ def cached_trainings(tasks: list[dict[str, Any]]) -> dict[str, str | None]:
 def partial_trainings(tasks: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Step id -> the progress of its training's checkpoint in the active artifact store, for
     the trainings that were stopped part way (the next run goes on from there)."""
-    import json
-
     from zenml.client import Client
 
     from components.benchmark.fanout import checkpoint_path
+    from components.training.checkpoint import TrainingCheckpoint
 
     store = Client().active_stack.artifact_store
     out = {}
     for t in tasks:
-        progress = checkpoint_path(store.path, t["task"], t["windows_sha256"], t["code_sha256"]) + ".json"
-        if store.exists(progress):
-            with store.open(progress, "rb") as f:
-                out[t["step_id"]] = json.loads(f.read())
+        path = checkpoint_path(store.path, t["task"], t["windows_sha256"], t["code_sha256"])
+        progress = TrainingCheckpoint(path, fs=store).progress()
+        if progress is not None:
+            out[t["step_id"]] = progress
     return out
 
 

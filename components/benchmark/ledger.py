@@ -159,9 +159,10 @@ class Ledger:
         self._open()
         kept = {**rec, "ledger": {**provenance, "saved_unix": time.time()}}
         atomic_write_text(self.dir / self._name(rec["model"], rec["fold"], rec["seed"]), json.dumps(kept, indent=1))
-        ckpt = self.checkpoint_path(rec["model"], rec["fold"], rec["seed"])
-        for done in (ckpt, ckpt.with_name(ckpt.name + ".json")):  # the record now stands for it
-            done.unlink(missing_ok=True)
+        # the record now stands for the training's checkpoint (lazy: components.training imports torch)
+        from components.training.checkpoint import TrainingCheckpoint
+
+        TrainingCheckpoint(self.checkpoint_path(rec["model"], rec["fold"], rec["seed"])).clear()
         return True
 
 
