@@ -23,6 +23,7 @@ from components.benchmark.protocol import (
     WINDOW_OVERLAP,
     BenchmarkSettings,
 )
+from components.benchmark.selection import select_per_fold
 from components.benchmark.targets import check_targets
 from components.config import REPO_ROOT
 from components.data.versioning import data_version
@@ -91,6 +92,7 @@ def aggregate(name: str, records: list[dict[str, Any]], efficiency: dict[str, An
                     "windows",
                     "cuda_graph",
                     "cuda_graph_error",
+                    "selected_model",  # a selection row: the candidate chosen on validation subjects
                     "resumed_from_epoch",  # went on from a checkpoint of a stopped run after this many epochs
                     "from_ledger",  # trained in an earlier run: "ledger" names its commit and machine
                     "ledger",
@@ -131,6 +133,9 @@ def assemble(
     for n, hp in settings.hparams.items():  # every n is in names (checked by plan_run)
         if hp:
             models_out[n]["hparams"] = dict(hp)
+    for n, candidates in settings.select.items():  # chosen per fold on validation subjects only
+        chosen, selection = select_per_fold(outcome.records, candidates)
+        models_out[n] = {**aggregate(n, chosen, None), "selection": selection}
 
     deviations = settings.deviations()
     if outcome.skipped:
@@ -164,6 +169,8 @@ def assemble(
             "weight_decay": settings.weight_decay,
             "val_share": settings.val_share,
             "modality_dropout": settings.modality_dropout,
+            "select": settings.select,
+            "lr_schedule": settings.lr_schedule,
             "augment_rotation_deg": settings.augment_rotation_deg,
             "augment_gain_std": settings.augment_gain_std,
             "subjects": settings.subjects,

@@ -19,6 +19,7 @@ from components.benchmark import protocol as proto
 from components.benchmark.harness import run_benchmark
 from components.benchmark.ledger import ledger_status, render_status
 from components.benchmark.protocol import BASELINES, BenchmarkSettings, parse_hparams
+from components.benchmark.selection import parse_select
 
 DEFAULT_LEDGER = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "ledger"
 
@@ -92,6 +93,11 @@ def make_benchmark(engines: dict[str, Engine], default: str = "processes") -> Ca
             "--modality-dropout",
             help=f"CMD-HAR fusion modality dropout (protocol: {proto.TRAINER['modality_dropout']:g})",
         ),
+        lr_schedule: str = typer.Option(
+            proto.TRAINER["lr_schedule"],
+            "--lr-schedule",
+            help=f"learning-rate schedule, plateau or cosine (protocol: {proto.TRAINER['lr_schedule']})",
+        ),
         augment_rotation: float = typer.Option(
             proto.TRAINER["augment_rotation_deg"],
             "--augment-rotation",
@@ -101,6 +107,12 @@ def make_benchmark(engines: dict[str, Engine], default: str = "processes") -> Ca
             proto.TRAINER["augment_gain_std"],
             "--augment-gain",
             help="training augmentation: std of the random gain of each x/y/z triad (every model)",
+        ),
+        select: str | None = typer.Option(
+            None,
+            "--select",
+            help="a result row chosen per fold on validation subjects only: NAME=A+B[,NAME2=C+D] (e.g. "
+            "cmdhar-chosen=cmdhar+cmdhar-with-modulation); candidates not in --models are trained too",
         ),
         hparams: str | None = typer.Option(
             None,
@@ -178,6 +190,8 @@ def make_benchmark(engines: dict[str, Engine], default: str = "processes") -> Ca
             augment_rotation: largest random rotation of each sensor unit during training.
             augment_gain: std of the random gain of each sensor triad during training.
             hparams: per-model constructor arguments (:func:`~components.benchmark.protocol.parse_hparams`).
+            select: per-fold selections (:func:`~components.benchmark.selection.parse_select`).
+            lr_schedule: learning-rate schedule (``TrainConfig.lr_schedule``).
             latency_runs: number of timed calls for the latency percentiles.
             progress: show a progress bar.
             executor: how tasks run in parallel (see ``jobs``).
@@ -206,6 +220,7 @@ def make_benchmark(engines: dict[str, Engine], default: str = "processes") -> Ca
             return
         try:
             model_hparams = parse_hparams(hparams)
+            selections = parse_select(select)
         except ValueError as exc:
             console.print(f"[bold red]error:[/] {exc}")
             raise typer.Exit(1) from exc
@@ -226,6 +241,7 @@ def make_benchmark(engines: dict[str, Engine], default: str = "processes") -> Ca
             data_dir=data_dir,
             out=out,
             modality_dropout=modality_dropout,
+            lr_schedule=lr_schedule,
             augment_rotation_deg=augment_rotation,
             augment_gain_std=augment_gain,
             latency_runs=latency_runs,
@@ -233,6 +249,7 @@ def make_benchmark(engines: dict[str, Engine], default: str = "processes") -> Ca
             time_budget_s=time_budget,
             ledger=ledger,
             hparams=model_hparams,
+            select=selections,
             run_config=run_config,
             step_cpus=step_cpus,
         )

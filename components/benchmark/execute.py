@@ -124,6 +124,7 @@ def run_task(task: dict[str, Any], windows: WindowSet | None = None, checkpoint_
             patience=task["patience"],
             seed=task["seed"],
             modality_dropout=task["modality_dropout"],
+            lr_schedule=task.get("lr_schedule", "cosine"),
             augment_rotation_deg=task["augment_rotation_deg"],
             augment_gain_std=task["augment_gain_std"],
             device=task["device"],

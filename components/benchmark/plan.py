@@ -198,6 +198,11 @@ def check_settings(settings: BenchmarkSettings) -> list[str]:
         raise ValueError(f"--hparams names models that this run does not train: {not_run} (models: {names})")
     if settings.seeds < 1 or settings.jobs < 1:
         raise ValueError("seeds and jobs must be >= 1")
+    if settings.lr_schedule not in ("cosine", "plateau"):
+        raise ValueError(f"lr_schedule must be cosine or plateau, got {settings.lr_schedule!r}")
+    clash = sorted(set(settings.select) & set(MODEL_NAMES))
+    if clash:
+        raise ValueError(f"--select names {clash} are model names; give the selection a name of its own")
     return names
 
 
@@ -256,6 +261,7 @@ def plan_for_windows(
             "lr": settings.lr,
             "weight_decay": settings.weight_decay,
             "modality_dropout": settings.modality_dropout,
+            "lr_schedule": settings.lr_schedule,
             "augment_rotation_deg": settings.augment_rotation_deg,
             "augment_gain_std": settings.augment_gain_std,
             "device": device,

@@ -87,6 +87,28 @@ def write_summary_plot(result: dict[str, Any], path: Path) -> Path | None:
     return path
 
 
+def _selection_tables(result: dict[str, Any]) -> list[str]:
+    """Per selection row: every candidate's validation macro-F1 and the choice, per fold."""
+    lines: list[str] = []
+    for name, m in result["models"].items():
+        sel = m.get("selection")
+        if not sel:
+            continue
+        cands = sel["candidates"]
+        lines += ["", f"Selection `{name}`: {sel['rule']}.", ""]
+        lines += ["| fold | seed | " + " | ".join(f"val {c}" for c in cands) + " | chosen |"]
+        lines += ["|---|---:|" + "---:|" * len(cands) + "---|"]
+        for p in sel["per_fold"]:
+            vals = " | ".join(_fmt(p["val_macro_f1"][c]) for c in cands)
+            lines.append(f"| {p['fold']} | {p['seed']} | {vals} | {p['chosen']} |")
+        for p in sel["incomplete"]:
+            lines.append(
+                f"| {p['fold']} | {p['seed']} | " + " | ".join("-" for _ in cands) + " | no choice: "
+                f"{', '.join(p['missing'])} missing |"
+            )
+    return lines
+
+
 def _fmt(v: Any, digits: int = 3) -> str:
     if v is None:
         return "-"
@@ -150,6 +172,7 @@ def render_markdown(result: dict[str, Any]) -> str:
         lines += ["| model | " + " | ".join(f"no {g}" for g in groups) + " |", "|---|" + "---:|" * len(groups)]
         for n, mm in miss.items():
             lines.append(f"| {n} | " + " | ".join(_fmt(mm.get(g)) for g in groups) + " |")
+    lines += _selection_tables(result)
     lines += render_targets(result.get("targets") or [])
     lines += _per_fold_table(result)
     if result.get("plot"):
@@ -157,7 +180,12 @@ def render_markdown(result: dict[str, Any]) -> str:
     lines += _per_class_table(result)
     ref = result["published_reference"]["datasets"].get(result["data"]["dataset"])
     if ref:
-        lines += ["", f"Published reference ({result['published_reference']['source']}; different splits):", ""]
+        lines += [
+            "",
+            f"Published reference ({result['published_reference']['source']}), **not like for like**: "
+            f"{result['published_reference']['note']}.",
+            "",
+        ]
         lines += ["| model | macro-F1 |", "|---|---:|"] + [f"| {k} | {v:.3f} |" for k, v in ref.items()]
     if result["failures"]:
         lines += ["", "## Failed tasks", ""]

@@ -6,9 +6,12 @@ complete LOSO result (every fold, every seed, the full protocol) in which every 
 compares has all its runs; otherwise it says what is missing, and any partial number it
 can compute goes to ``note``, never to ``status``. The targets:
 
-* CMD-HAR mean test macro-F1 >= 0.90 on DSADS and >= 0.80 on USC-HAD;
-* on DSADS, above every published cross-subject number and above our own TinyHAR and
-  DeepConvLSTM in the same file;
+* CMD-HAR mean test macro-F1 >= 0.91 on DSADS and >= 0.80 on USC-HAD;
+* CMD-HAR's mean at least 0.01 above our own TinyHAR's in the same file, and better on at
+  least 5 of 8 DSADS folds / 8 of 14 USC-HAD folds (other datasets: more than half), each
+  fold's macro-F1 the mean over its seeds;
+* on DSADS, above every published cross-subject number: shown, but **not like for like**
+  (WHAR Arena trains without augmentation and on other splits; see ``PUBLISHED_REFERENCE``);
 * CMD-HAR parameters <= 0.63 x and batch-1 CPU latency (ONNX Runtime, ``latency_ms_p50``)
   <= 0.6 x our TinyHAR's, both in the same file;
 * each ``cmdhar-no-*`` ablation scores a lower mean macro-F1 than CMD-HAR (compared on the
@@ -22,8 +25,11 @@ from __future__ import annotations
 
 from typing import Any
 
-MACRO_F1_TARGET = {"dsads": 0.90, "usc-had": 0.80}
-BEAT_OUR_BASELINES = {"dsads": ("tinyhar", "deepconvlstm")}  # and every published number
+MACRO_F1_TARGET = {"dsads": 0.91, "usc-had": 0.80}
+BASELINE = "tinyhar"  # the strongest baseline CMD-HAR must beat in the same file
+MARGIN = 0.01  # ... by at least this much mean macro-F1
+MIN_FOLD_WINS = {"dsads": 5, "usc-had": 8}  # ... and on at least this many folds (else: more than half)
+PUBLISHED_RACE = ("dsads",)  # datasets whose published numbers are shown as a (not like for like) row
 MAX_PARAMS_RATIO = 0.63
 MAX_LATENCY_RATIO = 0.6
 
@@ -67,6 +73,14 @@ def _fold_f1(model: dict[str, Any]) -> dict[tuple[str, int], float]:
     return {(r["fold"], r["seed"]): r["metrics"]["macro_f1"] for r in model["per_fold"]}
 
 
+def _fold_means(model: dict[str, Any]) -> dict[str, float]:
+    """Fold -> macro-F1 averaged over that fold's seeds."""
+    by_fold: dict[str, list[float]] = {}
+    for (fold, _), f1 in _fold_f1(model).items():
+        by_fold.setdefault(fold, []).append(f1)
+    return {fold: sum(v) / len(v) for fold, v in by_fold.items()}
+
+
 def _f1_checks(result: dict[str, Any], dataset: str) -> list[dict[str, str]]:
     rows = []
     cmd = result["models"].get("cmdhar")
@@ -76,17 +90,26 @@ def _f1_checks(result: dict[str, Any], dataset: str) -> list[dict[str, str]]:
     if dataset in MACRO_F1_TARGET:
         goal = MACRO_F1_TARGET[dataset]
         rows.append(_row(f"cmdhar mean macro-F1 >= {goal:.2f}", shown, None if why_cmd else f1 >= goal, why_cmd))
-    if dataset in BEAT_OUR_BASELINES:
+    base = result["models"].get(BASELINE)
+    why = _why_not_judged(result, "cmdhar", BASELINE)
+    theirs = base.get("macro_f1_mean") if base else None
+    value = f"{shown} vs {'-' if theirs is None else f'{theirs:.3f}'}"
+    ok = None if why else f1 >= theirs + MARGIN - 1e-12
+    rows.append(_row(f"cmdhar >= our {BASELINE} + {MARGIN:g} (same file)", value, ok, why))
+    ours, other = (_fold_means(m) if m else {} for m in (cmd, base))
+    shared = sorted(set(ours) & set(other))
+    need = MIN_FOLD_WINS.get(dataset, len(result["protocol"]["folds"]) // 2 + 1)
+    wins = sum(ours[k] > other[k] for k in shared)
+    value = f"{wins} of {len(shared)} folds" if shared else "-"
+    target = f"cmdhar better than our {BASELINE} on >= {need} folds"
+    rows.append(_row(target, value, None if why else wins >= need, why))
+    if dataset in PUBLISHED_RACE:
         published = result["published_reference"]["datasets"].get(dataset, {})
         if published:
             best_name, best = max(published.items(), key=lambda kv: kv[1])
-            target = f"cmdhar above every published number (best: {best_name} {best:.3f})"
-            rows.append(_row(target, shown, None if why_cmd else f1 > best, why_cmd))
-        for base in BEAT_OUR_BASELINES[dataset]:
-            why = _why_not_judged(result, "cmdhar", base)
-            theirs = result["models"].get(base, {}).get("macro_f1_mean")
-            value = f"{shown} vs {'-' if theirs is None else f'{theirs:.3f}'}"
-            rows.append(_row(f"cmdhar above our {base} (same file)", value, None if why else f1 > theirs, why))
+            target = f"cmdhar above every published number (best: {best_name} {best:.3f}; not like for like)"
+            note = "; ".join(x for x in (why_cmd, "augmented training here, none there; other splits") if x)
+            rows.append(_row(target, shown, None if why_cmd else f1 > best, note))
     return rows
 
 

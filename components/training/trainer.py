@@ -1,14 +1,24 @@
 """Training loop for CMD-HAR and the baselines.
 
-``train_model(model, train, val, cfg)``: AdamW, cosine LR over the run, class-frequency
-weighted cross-entropy, early stopping on validation macro-F1 (best weights restored),
+``train_model(model, train, val, cfg)``: AdamW, a decaying learning rate (``lr_schedule``),
+class-frequency weighted cross-entropy, early stopping on validation macro-F1 (best weights restored),
 fixed seeds and a deterministic data order, tqdm progress, and a per-epoch history.
 
 Training ends at whichever comes first: ``patience`` epochs without a better validation
 macro-F1, the ``epochs`` cap, or (with ``time_budget_min``) the wall-clock budget;
-:attr:`TrainResult.stopped_by` says which. The cosine schedule spans ``epochs``; with a
-budget, the first epoch's wall time fixes how many epochs fit (``planned_epochs``, at most
-``epochs``) and the schedule spans those, so the LR reaches its floor when the budget ends.
+:attr:`TrainResult.stopped_by` says which.
+
+Learning-rate schedules (``lr_schedule``):
+- ``cosine``: cosine decay over ``epochs``; with a budget, the first epoch's wall time fixes
+  how many epochs fit (``planned_epochs``, at most ``epochs``) and the schedule spans those,
+  so the LR reaches its floor when the budget ends. Early stopping can end a run long before
+  the schedule does, with the LR still near its start.
+- ``plateau``: the LR is multiplied by ``lr_decay_factor`` after every ``lr_decay_patience``
+  epochs without a better validation macro-F1 (the rule early stopping counts by), so it
+  decays within whatever length the run turns out to have: with patience 10, decay patience 3
+  and factor 0.5, a run that stops has halved its LR three times.
+
+With a budget, the first epoch's wall time fixes how many epochs fit (``planned_epochs``).
 How many fit depends on the machine; the run itself is then the same as one with
 ``epochs = planned_epochs`` and no budget (recorded, so it can be reproduced exactly).
 
@@ -51,6 +61,7 @@ from components.training.modulation import ogm_ge
 _CAPTURE_LOCK = threading.Lock()
 _clock = time.monotonic  # the clock of cfg.time_budget_min (tests replace it)
 _Cosine = torch.optim.lr_scheduler.CosineAnnealingLR
+LR_SCHEDULES = ("cosine", "plateau")
 # a budget run ends after its planned epochs; only epochs that turn much slower than the first
 # (a machine that got busy) stop it earlier, at this multiple of the budget
 OVERRUN = 1.25
@@ -86,6 +97,11 @@ class TrainConfig:
     augment_rotation_deg: float = 60.0  # random rotation of each sensor unit, up to this angle
     augment_gain_std: float = 0.1  # random gain of each x/y/z triad: 1 + gain_std * N(0, 1)
     grad_clip: float | None = 5.0
+    # learning-rate schedule: "cosine" over the planned epochs, or "plateau": times
+    # lr_decay_factor after lr_decay_patience epochs without a better validation macro-F1
+    lr_schedule: str = "cosine"
+    lr_decay_patience: int = 3
+    lr_decay_factor: float = 0.5
     progress: bool = True
     num_threads: int | None = None
     cuda_graph: bool = True  # on CUDA: capture the training step once, replay it per batch
@@ -95,6 +111,13 @@ class TrainConfig:
     time_budget_min: float | None = 4.5
 
     def __post_init__(self) -> None:
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
+        if self.lr_schedule == "plateau" and not (self.lr_decay_patience >= 1 and 0 < self.lr_decay_factor < 1):
+            raise ValueError(
+                "lr_schedule plateau needs lr_decay_patience >= 1 and 0 < lr_decay_factor < 1, got "
+                f"{self.lr_decay_patience!r} and {self.lr_decay_factor!r}"
+            )
         budget = self.time_budget_min
         if budget is not None and (
             isinstance(budget, bool) or not isinstance(budget, int | float) or not math.isfinite(budget) or budget <= 0
@@ -121,7 +144,7 @@ class TrainResult:
     cuda_graph_error: str | None = None  # why capture failed (the steps then ran eagerly)
     # what ended training: "patience", "epochs" (the cap), "time_budget" or "deadline"
     stopped_by: str = "epochs"
-    planned_epochs: int = 0  # the epochs the cosine schedule spans (with a budget: what fit)
+    planned_epochs: int = 0  # the epochs the run may take (with a budget: what fit); cosine spans them
     resumed_from_epoch: int | None = None  # epochs a checkpoint supplied (None: started afresh)
 
 
@@ -305,6 +328,21 @@ class _StepRunner:
             return self._step(idx, modulate)
 
 
+def _scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, planned: int):
+    """The LR schedule of ``cfg.lr_schedule`` (cosine spans ``planned`` epochs)."""
+    if cfg.lr_schedule == "plateau":
+        # "better" as early stopping counts it: strictly above the best so far
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+            opt,
+            mode="max",
+            factor=cfg.lr_decay_factor,
+            patience=cfg.lr_decay_patience - 1,
+            threshold=0.0,
+            threshold_mode="abs",
+        )
+    return _Cosine(opt, T_max=planned)
+
+
 def _epoch_batches(n: int, batch_size: int, gen: torch.Generator, device: torch.device) -> list[torch.Tensor]:
     """A seeded permutation of ``range(n)`` cut into batches of indices on ``device``.
 
@@ -390,16 +428,16 @@ def _train(
     gen = torch.Generator().manual_seed(cfg.seed)
     class_w = _class_weights(train.y, train.n_classes).to(device)
     use_graph = bool(cfg.cuda_graph and device.type == "cuda")
-    # a tensor learning rate lets the cosine schedule change it without re-capturing the graph
+    # a tensor learning rate lets the schedule change it without re-capturing the graph
     lr: float | torch.Tensor = torch.tensor(cfg.lr, device=device) if use_graph else cfg.lr
     opt = torch.optim.AdamW(
         model.parameters(), lr=lr, weight_decay=cfg.weight_decay, capturable=use_graph, foreach=device.type == "cuda"
     )
     budget_s = cfg.time_budget_min * 60.0 if cfg.time_budget_min is not None else None
-    # with a budget the schedule starts after the first epoch, once its time says how many fit
-    # (epoch 0 runs at the base LR either way, so the run equals one over that many epochs)
+    # with a budget a cosine schedule starts after the first epoch, once its time says how many
+    # fit (epoch 0 runs at the base LR either way, so the run equals one over that many epochs)
     planned = max(cfg.epochs, 1)
-    sched = _Cosine(opt, T_max=planned) if budget_s is None else None
+    sched = _scheduler(opt, cfg, planned) if budget_s is None or cfg.lr_schedule == "plateau" else None
     multi = hasattr(model, "forward_train")
     runner = _StepRunner(model, opt, cfg, x, y, class_w, use_graph, augment)
     names = list(runner.encoder_params)
@@ -418,7 +456,7 @@ def _train(
                 group["lr"] = torch.tensor(float(group["lr"]), device=device)
         planned = saved["planned"]
         if saved["scheduler"] is not None:
-            sched = _Cosine(opt, T_max=planned)
+            sched = _scheduler(opt, cfg, planned)
             sched.load_state_dict(saved["scheduler"])
         gen.set_state(saved["generator"])
         set_rng_states(saved["rng"], device)
@@ -447,11 +485,12 @@ def _train(
                 score_sums += scores
                 coeff_sums += coeffs
             lr_now = float(opt.param_groups[0]["lr"])
-            if sched is not None:
-                sched.step()
-
             val_metrics = evaluate(model, val, batch_size=1024 if device.type == "cuda" else 256)
             val_f1, val_acc = val_metrics["macro_f1"], val_metrics["accuracy"]
+            if isinstance(sched, _Cosine):
+                sched.step()
+            elif sched is not None:
+                sched.step(val_f1)
             nb = max(len(batches), 1)
             rec: dict[str, Any] = {"epoch": epoch, **dict(zip(LOSS_TERMS, (sums / nb).tolist(), strict=True))}
             rec.update(
@@ -478,10 +517,11 @@ def _train(
                 break
             if budget_s is not None and epoch == 0:
                 planned = max(1, min(cfg.epochs, int(budget_s // max(_clock() - t_loop, 1e-9))))
-                sched = _Cosine(opt, T_max=planned)
-                with warnings.catch_warnings():  # the optimizer did step, before the scheduler existed
-                    warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step", UserWarning)
-                    sched.step()  # where a scheduler made before epoch 0 would be now
+                if sched is None:  # cosine: spans the epochs that fit
+                    sched = _Cosine(opt, T_max=planned)
+                    with warnings.catch_warnings():  # the optimizer did step, before the scheduler existed
+                        warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step", UserWarning)
+                        sched.step()  # where a scheduler made before epoch 0 would be now
                 if pbar is not None:
                     pbar.total = planned
                     pbar.refresh()

@@ -141,7 +141,31 @@ def test_loso_parallel_jobs2(dsads3, tmp_path):
     assert result["plot"] == png.name and png.read_bytes()[:4] == b"\x89PNG" and f"]({png.name})" in md
     # the issue's targets: a smoke run judges none of them, and says why
     assert result["targets"] and {t["status"] for t in result["targets"]} == {"not measured"}
-    assert "| cmdhar mean macro-F1 >= 0.90 | - | not measured | cmdhar is not in this result |" in md
+    assert "| cmdhar mean macro-F1 >= 0.91 | - | not measured | cmdhar is not in this result |" in md
+
+
+def test_selection_row_takes_the_candidate_with_the_best_validation_score_per_fold(dsads3, tmp_path):
+    """--select: the candidates are trained as models, and the selection's per-fold record is
+    the candidate with the higher best-epoch validation macro-F1 (test scores never read)."""
+    settings = _cnn_loso(dsads3, tmp_path, select={"chosen": ["cnn", "tinyhar"]})
+    assert settings.model_names() == ["cnn", "tinyhar"]
+    result, path = run_benchmark(settings, progress=False, log=lambda s: None)
+    models = result["models"]
+    assert list(models) == ["cnn", "tinyhar", "chosen"] and models["chosen"]["n_runs"] == 3
+    by_model = {n: {r["fold"]: r for r in models[n]["per_fold"]} for n in ("cnn", "tinyhar")}
+    for rec, choice in zip(models["chosen"]["per_fold"], models["chosen"]["selection"]["per_fold"], strict=True):
+        vals = {n: by_model[n][rec["fold"]]["best_val_macro_f1"] for n in by_model}
+        best = "cnn" if vals["cnn"] >= vals["tinyhar"] else "tinyhar"
+        assert rec["selected_model"] == choice["chosen"] == best and choice["val_macro_f1"] == vals
+        assert rec["metrics"] == by_model[best][rec["fold"]]["metrics"]
+    assert result["settings"]["select"] == {"chosen": ["cnn", "tinyhar"]}
+    md = path.with_suffix(".md").read_text()
+    assert "Selection `chosen`: per fold and seed" in md and "| loso-1 | 0 |" in md
+
+
+def test_selection_names_must_not_shadow_a_model(dsads3, tmp_path):
+    with pytest.raises(ValueError, match="--select names"):
+        run_benchmark(_cnn_loso(dsads3, tmp_path, select={"cnn": ["cnn", "tinyhar"]}), False, str)
 
 
 def test_thread_executor_and_time_budget(dsads3, tmp_path):

@@ -360,6 +360,34 @@ def test_no_time_budget_keeps_the_epoch_schedule(basicmotions_windows, monkeypat
     assert [r["lr"] for r in res.history] == expected
 
 
+def test_plateau_schedule_decays_after_epochs_without_a_better_validation_f1(basicmotions_windows, monkeypatch):
+    """lr_schedule plateau: the LR is multiplied by lr_decay_factor once lr_decay_patience epochs
+    in a row bring no better validation macro-F1 (strictly better, as early stopping counts)."""
+    from components.training import trainer
+
+    train, val = _standardise(*_source_split(basicmotions_windows))
+    scripted = iter([0.5, 0.6, 0.6, 0.6, 0.6, 0.6, 0.7, 0.7])
+    monkeypatch.setattr(trainer, "evaluate", lambda *a, **k: {"macro_f1": next(scripted), "accuracy": 0.0})
+    cfg = _cfg(epochs=8, lr=1.0, lr_schedule="plateau", lr_decay_patience=2, lr_decay_factor=0.5, patience=100)
+    res = train_model(_Tiny(InputSpec.from_windows(train)), train, val, cfg)
+    # epochs 2-3 and 4-5 bring nothing better: halved after each pair; epoch 6 improves
+    assert [r["lr"] for r in res.history] == [1.0, 1.0, 1.0, 1.0, 0.5, 0.5, 0.25, 0.25]
+    assert res.epochs_run == 8 and res.best_epoch == 6
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"lr_schedule": "step"},
+        {"lr_schedule": "plateau", "lr_decay_factor": 1.0},
+        {"lr_schedule": "plateau", "lr_decay_patience": 0},
+    ],
+)
+def test_bad_lr_schedule_is_refused(kw):
+    with pytest.raises(ValueError, match="lr_schedule"):
+        TrainConfig(**kw)
+
+
 def test_stopped_by_patience(basicmotions_windows, monkeypatch):
     train, val = _standardise(*_source_split(basicmotions_windows))
     torch.manual_seed(0)
@@ -414,14 +442,18 @@ def _cmdhar_run(train, val, spec, cfg, checkpoint=None):
     return model, train_model(model, train, val, cfg, checkpoint=checkpoint)
 
 
-def test_stopped_training_resumes_from_its_checkpoint_as_if_never_stopped(basicmotions_windows, tmp_path, monkeypatch):
+@pytest.mark.parametrize("schedule", ["cosine", "plateau"])
+def test_stopped_training_resumes_from_its_checkpoint_as_if_never_stopped(
+    basicmotions_windows, tmp_path, monkeypatch, schedule
+):
     """Killed in epoch 3 of 5, then started again: the same history and weights, bit for bit,
     as the training that ran through (schedule, optimizer, RNG and best-weights state restored)."""
     from components.training.checkpoint import TrainingCheckpoint
 
     train, val = _standardise(*_source_split(basicmotions_windows))
     spec = InputSpec.from_windows(train)
-    cfg = _cfg(epochs=5, batch_size=16, modality_dropout=0.3, lr=3e-3)
+    # plateau: decay after every epoch without a better val F1, so the 5 epochs see it act
+    cfg = _cfg(epochs=5, batch_size=16, modality_dropout=0.3, lr=3e-3, lr_schedule=schedule, lr_decay_patience=1)
     ref_model, ref = _cmdhar_run(train, val, spec, cfg)
 
     ckpt = TrainingCheckpoint(tmp_path / "ck" / "t.pt", key={"fold": "a"})
@@ -435,6 +467,8 @@ def test_stopped_training_resumes_from_its_checkpoint_as_if_never_stopped(basicm
     assert res.resumed_from_epoch == 3 and ref.resumed_from_epoch is None
     strip = [[{k: v for k, v in r.items() if k != "seconds"} for r in x.history] for x in (ref, res)]
     assert strip[0] == strip[1] and len(strip[1]) == 5
+    if schedule == "plateau":  # the restored scheduler state decides these
+        assert len({r["lr"] for r in res.history}) > 1
     assert (res.best_epoch, res.best_val_f1, res.stopped_by) == (ref.best_epoch, ref.best_val_f1, ref.stopped_by)
     for k, v in ref_model.state_dict().items():
         assert torch.equal(v, model.state_dict()[k]), k
