@@ -7,7 +7,8 @@ A reconstruction of the architecture described in arXiv 2503.21843 (no public co
    convolutions (shared across the group's channels), depthwise-separable
    split-attention blocks (channel expansion + ResNeSt radix attention), then
    spatiotemporal attention (self-attention across the group's channels at every
-   time step, then attention pooling over time and over channels) -> ``u_m`` (d_model).
+   time step, then self-attention over time within every channel with learned positions,
+   then attention pooling over time and over channels) -> ``u_m`` (d_model).
 2. *Disentanglement* (MISA, Hazarika et al. 2020) - one shared encoder ``S`` for all
    modalities (``h_c = S(u_m)``) and one private encoder per modality
    (``h_p = P_m(u_m)``), trained with CMD similarity, soft-orthogonality difference
@@ -171,10 +172,13 @@ class ModalityEncoders(nn.Module):
     (stem conv + ``n_blocks`` split-attention blocks, max-pooling in between, so the
     parameters do not grow with the group size). Spatiotemporal attention: a learned
     channel embedding, single-head self-attention across the group's channels at every
-    time step (pre-LN, residual), attention pooling over time (per channel), attention
-    pooling over channels -> ``(F,)``; ``Linear(F, d)`` + LayerNorm -> ``u_m``. Because the
-    channels attend to each other before time is pooled, they meet while their timing is
-    still there. ``attention=False`` replaces all of it with means over time and channels.
+    time step (pre-LN, residual); with ``temporal``, single-head self-attention over the
+    ``L`` time steps of every channel with a learned position embedding (pre-LN, residual:
+    the sequence model over time, so the order of movements counts, not only their mix);
+    attention pooling over time (per channel), attention pooling over channels -> ``(F,)``;
+    ``Linear(F, d)`` + LayerNorm -> ``u_m``. Because the channels attend to each other
+    before time is pooled, they meet while their timing is still there. ``attention=False``
+    replaces all of it with means over time and channels.
     """
 
     def __init__(
@@ -187,11 +191,16 @@ class ModalityEncoders(nn.Module):
         kernel: int = 5,
         radix: int = 2,
         n_blocks: int = 2,
+        window_len: int | None = None,
+        temporal: bool = False,
     ):
         super().__init__()
         m, f = len(groups), n_filters
         cmax = max(len(g) for g in groups)
         self.m, self.f, self.cmax, self.attention = m, f, cmax, attention
+        self.temporal = bool(temporal and attention)
+        if self.temporal and not window_len:
+            raise ValueError("temporal attention needs the window length (its position embedding has one row per step)")
         # gather order: channel-slot major, modality minor -> (B*Cmax, M, 1, T) by a reshape;
         # index n_channels is an all-zero pad channel (appended only if a group is short)
         self.padded = any(len(g) < cmax for g in groups)
@@ -214,6 +223,15 @@ class ModalityEncoders(nn.Module):
             self.w_o = _batched(m, f, f, std=1.0 / math.sqrt(f))
             self.b_o = _batched(m, 1, f, fill=0.0)
             self.w_chan_pool = _batched(m, f, 1, std=0.02)
+        if self.temporal:
+            length = (window_len - 1) // 4 + 1  # after the stem (k 7, stride 4, padding 3)
+            for _ in range(n_blocks - 1):
+                length = -(-length // 2)  # each later block: max-pool 2, ceil mode
+            self.time_emb = nn.Parameter(torch.randn(m, length, f) * 0.02)  # (M, L, F)
+            self.w_t_qkv = _batched(m, f, 3 * f, std=1.0 / math.sqrt(f))
+            self.b_t_qkv = _batched(m, 1, 3 * f, fill=0.0)
+            self.w_t_o = _batched(m, f, f, fill=0.0)  # zero: the block starts as the identity
+            self.b_t_o = _batched(m, 1, f, fill=0.0)
         self.w_proj = _batched(m, f, d_model, std=1.0 / math.sqrt(f))
         self.b_proj = _batched(m, 1, d_model, fill=0.0)
 
@@ -254,12 +272,26 @@ class ModalityEncoders(nn.Module):
         z = z.reshape(b, cmax, m, f, length).permute(0, 4, 2, 1, 3)  # (B, L, M, Cmax, F)
         z = z.reshape(b * length, m, cmax, f) + self.chan_emb
         z = self._channel_attention(z).reshape(b, length, m, cmax, f)
+        if self.temporal:
+            z = self._temporal_attention(z)
         a = torch.matmul(z, self.w_time_pool.transpose(-1, -2)).softmax(dim=1)  # (B, L, M, Cmax, 1)
         z = (a * z).sum(1)  # (B, M, Cmax, F)       pool over time
         s = torch.matmul(z, self.w_chan_pool)  # (B, M, Cmax, 1)
         if self.padded:
             s = s + self.pad_mask.transpose(-1, -2)
         return self._project((s.softmax(dim=-2) * z).sum(-2))
+
+    def _temporal_attention(self, z: torch.Tensor) -> torch.Tensor:
+        """Self-attention over time within every channel stream (pre-LN, residual, learned
+        positions): ``(B, L, M, Cmax, F)`` -> the same shape."""
+        b, length, m, cmax, f = z.shape
+        z = z.permute(0, 3, 2, 1, 4) + self.time_emb  # (B, Cmax, M, L, F)
+        qkv = torch.matmul(F.layer_norm(z, (f,)), self.w_t_qkv) + self.b_t_qkv  # (B, Cmax, M, L, 3F)
+        qkv = qkv.reshape(b * cmax, m, length, 3 * f)
+        q, k, v = qkv[..., :f], qkv[..., f : 2 * f], qkv[..., 2 * f :]
+        y = F.scaled_dot_product_attention(q, k, v).reshape(b, cmax, m, length, f)  # (B, Cmax, M, L, F)
+        z = z + torch.matmul(y, self.w_t_o) + self.b_t_o
+        return z.permute(0, 3, 2, 1, 4)  # (B, L, M, Cmax, F)
 
     def _project(self, z: torch.Tensor) -> torch.Tensor:
         """``(B, M, F)`` -> ``u`` ``(M, B, d)``: per-modality Linear + LayerNorm."""
@@ -365,8 +397,10 @@ class CMDHAR(nn.Module):
         cmd_moments: K of the CMD loss.
         disentangle: False -> one private-style head per modality (no shared
             encoder, M tokens) and sim/diff/recon are zero.
-        attention: False -> channel self-attention, attention pooling and the
-            fusion transformer are replaced with (masked) mean pooling.
+        attention: False -> channel and temporal self-attention, attention pooling and
+            the fusion transformer are replaced with (masked) mean pooling.
+        temporal: self-attention over time within every channel before time is pooled
+            (the encoder's sequence model; needs ``attention``).
         decompose: False -> one encoder over all channels treated as one group
             ("all"); ``modality_mask`` still has one column per spec group and
             zeroes that group's channels.
@@ -393,6 +427,7 @@ class CMDHAR(nn.Module):
         n_blocks: int = 2,
         radix: int = 2,
         kernel: int = 5,
+        temporal: bool = True,
     ):
         super().__init__()
         self.spec = spec
@@ -434,6 +469,8 @@ class CMDHAR(nn.Module):
             kernel,
             radix,
             n_blocks,
+            window_len=spec.window_len,
+            temporal=temporal,
         )
         # private heads P_m (batched): Linear(d, d) + Sigmoid per modality
         self.w_private = _batched(m, d_model, d_model)

@@ -7,6 +7,7 @@ gives logits. The CMD-HAR ablations map to constructor switches::
     cmdhar-no-disentangle    CMDHAR(spec, disentangle=False)  use_modulation = False
     cmdhar-no-attention      CMDHAR(spec, attention=False)    use_modulation = False
     cmdhar-no-decomposition  CMDHAR(spec, decompose=False)    use_modulation = False
+    cmdhar-no-temporal       CMDHAR(spec, temporal=False)     use_modulation = False
     cmdhar-with-modulation   CMDHAR(spec)                     use_modulation = True
 
 ``use_modulation`` is a model attribute the trainer reads (OGM-GE gradient modulation is
@@ -41,6 +42,7 @@ _REGISTRY: dict[str, tuple[str, str, dict[str, Any], bool]] = {
     "cmdhar-no-disentangle": ("components.models.cmdhar", "CMDHAR", {"disentangle": False}, False),
     "cmdhar-no-attention": ("components.models.cmdhar", "CMDHAR", {"attention": False}, False),
     "cmdhar-no-decomposition": ("components.models.cmdhar", "CMDHAR", {"decompose": False}, False),
+    "cmdhar-no-temporal": ("components.models.cmdhar", "CMDHAR", {"temporal": False}, False),
     "cmdhar-with-modulation": ("components.models.cmdhar", "CMDHAR", {}, True),
     "tinyhar": ("components.models.tinyhar", "TinyHAR", {}, False),
     "deepconvlstm": ("components.models.deepconvlstm", "DeepConvLSTM", {}, False),

@@ -73,6 +73,35 @@ def test_param_counts():
     assert all(v < counts["cmdhar"] for k, v in counts.items() if k.startswith("cmdhar-no-"))
 
 
+@pytest.mark.parametrize("window_len, steps", [(75, 10), (300, 38), (101, 13), (8, 1)])
+def test_temporal_attention_sees_the_order_of_the_steps(window_len, steps):
+    """One position-embedding row per encoder time step (stem stride 4, then max-pool 2), and
+    once trained away from its identity start the block's output depends on the step order."""
+    spec = InputSpec(
+        n_channels=6, window_len=window_len, n_classes=4, modality_groups={"acc": [0, 1, 2], "gyro": [3, 4, 5]}
+    )
+    torch.manual_seed(0)
+    model = build_model("cmdhar", spec).eval()
+    enc = model.encoders
+    assert enc.temporal and tuple(enc.time_emb.shape) == (2, steps, enc.f)
+    assert not build_model("cmdhar-no-temporal", spec).encoders.temporal
+    assert not build_model("cmdhar-no-attention", spec).encoders.temporal  # no attention, no temporal attention
+    z = torch.randn(3, steps, 2, 3, enc.f)  # (B, L, M, Cmax, F)
+    assert torch.allclose(
+        enc._temporal_attention(z), z + enc.time_emb.transpose(0, 1)[None, :, :, None]
+    )  # identity start
+    with torch.no_grad():
+        enc.w_t_o.normal_()
+        enc.time_emb.zero_()  # without positions, attention alone is order-blind: a permutation commutes
+    perm = torch.randperm(steps)
+    assert torch.allclose(enc._temporal_attention(z)[:, perm], enc._temporal_attention(z[:, perm]), atol=1e-5)
+    with torch.no_grad():
+        enc.time_emb.normal_()  # with positions it is not
+    if steps > 1:
+        assert not torch.allclose(enc._temporal_attention(z)[:, perm], enc._temporal_attention(z[:, perm]), atol=1e-3)
+    assert model(torch.randn(2, 6, window_len)).shape == (2, 4)
+
+
 def test_ablation_switches(dsads_small_windows):
     spec = InputSpec.from_windows(dsads_small_windows)
     x = _standardised(dsads_small_windows, 5)
