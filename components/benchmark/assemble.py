@@ -58,6 +58,10 @@ def aggregate(name: str, records: list[dict[str, Any]], efficiency: dict[str, An
     out["train_seconds_mean"] = _mean_std([r["train_seconds"] for r in ok])[0]
     out["epochs_run_mean"] = _mean_std([r["epochs_run"] for r in ok])[0]
     out["per_class_f1_mean"] = _per_class_mean([r["metrics"] for r in ok])
+    for key in ("precision", "recall"):  # records from before they were kept have neither
+        with_it = [r["metrics"] for r in ok if f"per_class_{key}" in r["metrics"]]
+        if with_it:
+            out[f"per_class_{key}_mean"] = _per_class_mean(with_it, f"per_class_{key}")
     missing = [r["missing_modality_macro_f1"] for r in ok if "missing_modality_macro_f1" in r]
     if missing:
         out["missing_modality_macro_f1_mean"] = {g: _mean_std([mm[g] for mm in missing])[0] for g in missing[0]}
@@ -106,14 +110,15 @@ def aggregate(name: str, records: list[dict[str, Any]], efficiency: dict[str, An
     return out
 
 
-def _per_class_mean(metrics: list[dict[str, Any]]) -> dict[str, float]:
-    """Class name -> F1 averaged over the runs whose test subjects have that class."""
+def _per_class_mean(metrics: list[dict[str, Any]], key: str = "per_class_f1") -> dict[str, float]:
+    """Class name -> ``key`` (F1, precision or recall) averaged over the runs whose test
+    subjects have that class."""
     sums: dict[str, list[float]] = {}
     for m in metrics:
-        if "per_class_f1" not in m or "label_names" not in m:
+        if key not in m or "label_names" not in m:
             continue
         present = m.get("present") or [True] * len(m["label_names"])
-        for name, f1, here in zip(m["label_names"], m["per_class_f1"], present, strict=True):
+        for name, f1, here in zip(m["label_names"], m[key], present, strict=True):
             if here:
                 sums.setdefault(name, []).append(f1)
     return {name: sum(v) / len(v) for name, v in sums.items()}

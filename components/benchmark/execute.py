@@ -141,7 +141,17 @@ def run_task(task: dict[str, Any], windows: WindowSet | None = None, checkpoint_
         probs = predict(model, test.x)
         m = classification_metrics(test.y, probs.argmax(1), test.n_classes, test.label_names)
         record["metrics"] = {
-            k: m[k] for k in ("macro_f1", "accuracy", "balanced_accuracy", "gmean", "per_class_f1", "n")
+            k: m[k]
+            for k in (
+                "macro_f1",
+                "accuracy",
+                "balanced_accuracy",
+                "gmean",
+                "per_class_f1",
+                "per_class_precision",
+                "per_class_recall",
+                "n",
+            )
         }
         record["metrics"]["label_names"] = list(test.label_names)
         record["metrics"]["present"] = m["present"]

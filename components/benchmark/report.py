@@ -65,6 +65,17 @@ def _per_class_table(result: dict[str, Any]) -> list[str]:
     lines += ["| class | " + " | ".join(models) + " |", "|---|" + "---:|" * len(models)]
     for c in classes:
         lines.append(f"| {c} | " + " | ".join(_fmt(pc.get(c)) for pc in models.values()) + " |")
+    pr = {
+        n: (m["per_class_precision_mean"], m["per_class_recall_mean"])
+        for n, m in result["models"].items()
+        if m.get("per_class_precision_mean") and m.get("per_class_recall_mean")
+    }
+    if pr:
+        lines += ["", "Per-class precision / recall, mean over folds:", ""]
+        lines += ["| class | " + " | ".join(pr) + " |", "|---|" + "---:|" * len(pr)]
+        for c in classes:
+            cells = [f"{_fmt(p.get(c), 2)} / {_fmt(r.get(c), 2)}" for p, r in pr.values()]
+            lines.append(f"| {c} | " + " | ".join(cells) + " |")
     return lines
 
 

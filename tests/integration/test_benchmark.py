@@ -135,8 +135,12 @@ def test_loso_parallel_jobs2(dsads3, tmp_path):
     assert sorted(per_class) == sorted(LABELS)  # classes absent from the test subjects are left out
     first = runs[0]["metrics"]["label_names"][0]
     assert per_class[first] == pytest.approx(np.mean([r["metrics"]["per_class_f1"][0] for r in runs]))
+    recall = result["models"]["cnn"]["per_class_recall_mean"]
+    assert recall[first] == pytest.approx(np.mean([r["metrics"]["per_class_recall"][0] for r in runs]))
+    assert sorted(result["models"]["cnn"]["per_class_precision_mean"]) == sorted(LABELS)
     md = path.with_suffix(".md").read_text()
     assert "| model | 1/s0 | 1/s1 | 2/s0 | 2/s1 | 3/s0 | 3/s1 |" in md and f"| {first} | " in md
+    assert "Per-class precision / recall, mean over folds:" in md
     png = path.with_suffix(".png")
     assert result["plot"] == png.name and png.read_bytes()[:4] == b"\x89PNG" and f"]({png.name})" in md
     # the targets: a smoke run judges none of them, and says why
