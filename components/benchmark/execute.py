@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from components.benchmark.plan import RunPlan
-from components.benchmark.protocol import TIME_BUDGET_MIN, BenchmarkSettings
+from components.benchmark.protocol import TIME_BUDGET_MIN, BenchmarkSettings, base_model
 from components.data.splitting import Fold, apply_fold
 from components.data.window_set import WindowSet
 from components.metrics import classification_metrics
@@ -115,8 +115,8 @@ def run_task(task: dict[str, Any], windows: WindowSet | None = None, checkpoint_
             raise ValueError(f"fold {fold.name} has no validation windows (too few subjects?)")
         spec = InputSpec.from_windows(train)
         seed_everything(task["seed"])  # weight init happens outside train_model
-        model = build_model(task["model"], spec, **task.get("hparams", {}))
-        cfg = TrainConfig(
+        model = build_model(base_model(task["model"]), spec, **task.get("hparams", {}))
+        trainer = dict(
             lr=task["lr"],
             weight_decay=task["weight_decay"],
             epochs=task["epochs"],
@@ -132,6 +132,7 @@ def run_task(task: dict[str, Any], windows: WindowSet | None = None, checkpoint_
             deadline=task.get("deadline"),
             time_budget_min=TIME_BUDGET_MIN,
         )
+        cfg = TrainConfig(**{**trainer, **task.get("trainer_overrides", {})})  # a training variant's settings
         checkpoint = None
         if task.get("checkpoint"):
             from components.training.checkpoint import TrainingCheckpoint
@@ -329,6 +330,6 @@ def measure_efficiency(plan: RunPlan, settings: BenchmarkSettings) -> dict[str, 
     built = {}
     for n in plan.names:
         torch.manual_seed(0)
-        built[n] = build_model(n, plan.spec, **settings.hparams.get(n, {}))
+        built[n] = build_model(base_model(n), plan.spec, **settings.hparams.get(n, {}))
     with _EFFICIENCY_LOCK:  # one measurement at a time per process (clean timings; one exporter)
         return efficiency_reports(built, plan.spec, runs=settings.latency_runs, rounds=LATENCY_ROUNDS)

@@ -50,11 +50,14 @@ CODE_PATHS = (
 
 
 def model_module_paths() -> dict[str, str]:
-    """Registry name -> repo-relative path of the module that defines that model."""
+    """Registry name (and training-variant name) -> repo-relative path of the module that
+    defines that model."""
     # lazy: the registry imports torch, and the CLI imports this module (`har benchmark --status`)
+    from components.benchmark.protocol import VARIANTS
     from components.models.registry import _REGISTRY  # name -> (module, class, switches, modulation)
 
-    return {name: entry[0].replace(".", "/") + ".py" for name, entry in _REGISTRY.items()}
+    paths = {name: entry[0].replace(".", "/") + ".py" for name, entry in _REGISTRY.items()}
+    return {**paths, **{name: paths[base] for name, (base, _) in VARIANTS.items()}}
 
 
 def code_scope(model: str) -> list[str]:

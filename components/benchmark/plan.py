@@ -18,7 +18,15 @@ from typing import Any
 import numpy as np
 
 from components.benchmark.ledger import Ledger, code_fingerprint, code_scope
-from components.benchmark.protocol import HOLDOUT_DEFAULTS, WINDOW_LENGTH_S, WINDOW_OVERLAP, BenchmarkSettings
+from components.benchmark.protocol import (
+    HOLDOUT_DEFAULTS,
+    VARIANTS,
+    WINDOW_LENGTH_S,
+    WINDOW_OVERLAP,
+    BenchmarkSettings,
+    base_model,
+    trainer_overrides,
+)
 from components.config import REPO_ROOT
 from components.config import data_dir as default_data_dir
 from components.data.splitting import Fold, SplitConfig, SplitError, make_folds
@@ -152,6 +160,8 @@ def _open_ledgers(
         fingerprint = {**base, "code_sha256": code_fingerprint(model=n), "code_excludes": code_scope(n)}
         if settings.hparams.get(n):  # only when set, so the records made at the defaults stay current
             fingerprint["hparams"] = dict(settings.hparams[n])
+        if trainer_overrides(n):  # a training variant: its own folder
+            fingerprint["trainer_overrides"] = trainer_overrides(n)
         led = Ledger(Path(settings.ledger), settings.dataset, settings.protocol, fingerprint)
         ledgers[n] = by_digest.setdefault(led.digest, led)
     done = {
@@ -190,9 +200,11 @@ def check_settings(settings: BenchmarkSettings) -> list[str]:
     from components.models.registry import MODEL_NAMES
 
     names = settings.model_names()
-    unknown = [n for n in names if n not in MODEL_NAMES]
+    unknown = [n for n in names if n not in MODEL_NAMES and n not in VARIANTS]
     if unknown:
-        raise ValueError(f"unknown models {unknown}; known: {', '.join(MODEL_NAMES)}")
+        raise ValueError(
+            f"unknown models {unknown}; known: {', '.join(MODEL_NAMES)}; training variants: {', '.join(VARIANTS)}"
+        )
     not_run = sorted(set(settings.hparams) - set(names))
     if not_run:
         raise ValueError(f"--hparams names models that this run does not train: {not_run} (models: {names})")
@@ -200,7 +212,7 @@ def check_settings(settings: BenchmarkSettings) -> list[str]:
         raise ValueError("seeds and jobs must be >= 1")
     if settings.lr_schedule not in ("cosine", "plateau"):
         raise ValueError(f"lr_schedule must be cosine or plateau, got {settings.lr_schedule!r}")
-    clash = sorted(set(settings.select) & set(MODEL_NAMES))
+    clash = sorted(set(settings.select) & (set(MODEL_NAMES) | set(VARIANTS)))
     if clash:
         raise ValueError(f"--select names {clash} are model names; give the selection a name of its own")
     return names
@@ -228,7 +240,7 @@ def plan_for_windows(
     spec = InputSpec.from_windows(windows)
     for n, hp in settings.hparams.items():  # a misspelt argument fails here, not in every task
         try:
-            build_model(n, spec, **hp)
+            build_model(base_model(n), spec, **hp)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"--hparams for {n} {hp}: {exc}") from exc
     device = settings.device
@@ -253,6 +265,7 @@ def plan_for_windows(
         {
             "model": n,
             "hparams": settings.hparams.get(n, {}),
+            **({"trainer_overrides": trainer_overrides(n)} if trainer_overrides(n) else {}),
             "fold": asdict(f),
             "seed": seed,
             "epochs": settings.epochs,

@@ -62,6 +62,28 @@ ABLATIONS = (
     "cmdhar-no-decomposition",
 )
 
+# training variants: a registry model trained with other trainer settings, under a name of its
+# own (records, ledger folder, result row); what --select chooses between besides the models
+VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "cmdhar-sqrt-weights": ("cmdhar", {"class_weighting": "sqrt"}),
+    "cmdhar-unweighted": ("cmdhar", {"class_weighting": "none"}),
+    "cmdhar-no-augment": ("cmdhar", {"augment_rotation_deg": 0.0, "augment_gain_std": 0.0}),
+    "cmdhar-with-modulation-alpha-0-1": ("cmdhar-with-modulation", {"alpha": 0.1}),
+    "cmdhar-with-modulation-alpha-1-0": ("cmdhar-with-modulation", {"alpha": 1.0}),
+    "tinyhar-sqrt-weights": ("tinyhar", {"class_weighting": "sqrt"}),
+    "tinyhar-no-augment": ("tinyhar", {"augment_rotation_deg": 0.0, "augment_gain_std": 0.0}),
+}
+
+
+def base_model(name: str) -> str:
+    """The registry model that ``name`` trains (itself unless it is a :data:`VARIANTS` name)."""
+    return VARIANTS[name][0] if name in VARIANTS else name
+
+
+def trainer_overrides(name: str) -> dict[str, Any]:
+    """The trainer settings a :data:`VARIANTS` name changes (empty for a registry model)."""
+    return dict(VARIANTS[name][1]) if name in VARIANTS else {}
+
 
 def _pct(x: float) -> str:
     return f"{x * 100:g} %"

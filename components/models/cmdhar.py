@@ -254,44 +254,49 @@ class ModalityEncoders(nn.Module):
         return self._project(z)
 
     def _channel_attention(self, z: torch.Tensor) -> torch.Tensor:
-        """Self-attention across the group's channels (pre-LN, residual): ``(..., M, Cmax, F)``."""
-        f = self.f
-        qkv = torch.matmul(F.layer_norm(z, (f,)), self.w_qkv) + self.b_qkv  # (..., M, Cmax, 3F)
+        """Self-attention across the group's channels (pre-LN, residual): ``(M, B, L, Cmax, F)``.
+        Modality-major, so each projection is one ``bmm`` over M."""
+        m, b, length, cmax, f = z.shape
+        h = F.layer_norm(z, (f,)).reshape(m, b * length * cmax, f)
+        qkv = torch.baddbmm(self.b_qkv, h, self.w_qkv).reshape(m, b * length, cmax, 3 * f)
         q, k, v = qkv[..., :f], qkv[..., f : 2 * f], qkv[..., 2 * f :]
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=self.pad_mask if self.padded else None)
-        return z + torch.matmul(y, self.w_o) + self.b_o
-
-    def _attend_per_step(self, z: torch.Tensor, b: int) -> torch.Tensor:
-        """Channel attention at every time step, then pooling over time and channels.
-
-        ``z`` ``(B*Cmax, M*F, 1, L)`` -> ``u`` ``(M, B, d)``. The channels of a group meet
-        while their timing is still there, so the phase between body positions (left vs
-        right leg in gait) can be used.
-        """
-        m, f, cmax, length = self.m, self.f, self.cmax, z.shape[-1]
-        z = z.reshape(b, cmax, m, f, length).permute(0, 4, 2, 1, 3)  # (B, L, M, Cmax, F)
-        z = z.reshape(b * length, m, cmax, f) + self.chan_emb
-        z = self._channel_attention(z).reshape(b, length, m, cmax, f)
-        if self.temporal:
-            z = self._temporal_attention(z)
-        a = torch.matmul(z, self.w_time_pool.transpose(-1, -2)).softmax(dim=1)  # (B, L, M, Cmax, 1)
-        z = (a * z).sum(1)  # (B, M, Cmax, F)       pool over time
-        s = torch.matmul(z, self.w_chan_pool)  # (B, M, Cmax, 1)
-        if self.padded:
-            s = s + self.pad_mask.transpose(-1, -2)
-        return self._project((s.softmax(dim=-2) * z).sum(-2))
+        mask = self.pad_mask[:, None] if self.padded else None  # (M, 1, 1, Cmax)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask).reshape(m, b * length * cmax, f)
+        return z + torch.baddbmm(self.b_o, y, self.w_o).reshape(m, b, length, cmax, f)
 
     def _temporal_attention(self, z: torch.Tensor) -> torch.Tensor:
         """Self-attention over time within every channel stream (pre-LN, residual, learned
-        positions): ``(B, L, M, Cmax, F)`` -> the same shape."""
-        b, length, m, cmax, f = z.shape
-        z = z.permute(0, 3, 2, 1, 4) + self.time_emb  # (B, Cmax, M, L, F)
-        qkv = torch.matmul(F.layer_norm(z, (f,)), self.w_t_qkv) + self.b_t_qkv  # (B, Cmax, M, L, 3F)
-        qkv = qkv.reshape(b * cmax, m, length, 3 * f)
+        positions): ``(M, B, L, Cmax, F)`` -> the same shape."""
+        m, b, length, cmax, f = z.shape
+        z = z.transpose(2, 3) + self.time_emb[:, None, None]  # (M, B, Cmax, L, F)
+        h = F.layer_norm(z, (f,)).reshape(m, b * cmax * length, f)
+        # 4-D for attention: the ONNX exporter takes no other rank
+        qkv = torch.baddbmm(self.b_t_qkv, h, self.w_t_qkv).reshape(m, b * cmax, length, 3 * f)
         q, k, v = qkv[..., :f], qkv[..., f : 2 * f], qkv[..., 2 * f :]
-        y = F.scaled_dot_product_attention(q, k, v).reshape(b, cmax, m, length, f)  # (B, Cmax, M, L, F)
-        z = z + torch.matmul(y, self.w_t_o) + self.b_t_o
-        return z.permute(0, 3, 2, 1, 4)  # (B, L, M, Cmax, F)
+        y = F.scaled_dot_product_attention(q, k, v).reshape(m, b * cmax * length, f)  # (M, N, F)
+        z = z + torch.baddbmm(self.b_t_o, y, self.w_t_o).reshape(m, b, cmax, length, f)
+        return z.transpose(2, 3)  # (M, B, L, Cmax, F)
+
+    def _attend_per_step(self, z: torch.Tensor, b: int) -> torch.Tensor:
+        """Channel attention at every time step, temporal attention, then pooling over time
+        and channels.
+
+        ``z`` ``(B*Cmax, M*F, 1, L)`` -> ``u`` ``(M, B, d)``. The channels of a group meet
+        while their timing is still there, so the phase between body positions (left vs
+        right leg in gait) can be used. Everything runs modality-major: every per-modality
+        projection is one ``bmm`` over M.
+        """
+        m, f, cmax, length = self.m, self.f, self.cmax, z.shape[-1]
+        z = z.reshape(b, cmax, m, f, length).permute(2, 0, 4, 1, 3)  # (M, B, L, Cmax, F)
+        z = self._channel_attention(z + self.chan_emb[:, None, None])
+        if self.temporal:
+            z = self._temporal_attention(z)
+        a = (z * self.w_time_pool[:, None, None]).sum(-1, keepdim=True).softmax(dim=2)  # (M, B, L, Cmax, 1)
+        z = (a * z).sum(2)  # (M, B, Cmax, F)       pool over time
+        s = torch.matmul(z, self.w_chan_pool[:, None])  # (M, B, Cmax, 1)
+        if self.padded:
+            s = s + self.pad_mask.transpose(-1, -2)[:, None]
+        return self._project((s.softmax(dim=-2) * z).sum(-2).transpose(0, 1))  # (B, M, F) in
 
     def _project(self, z: torch.Tensor) -> torch.Tensor:
         """``(B, M, F)`` -> ``u`` ``(M, B, d)``: per-modality Linear + LayerNorm."""

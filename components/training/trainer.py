@@ -62,6 +62,7 @@ _CAPTURE_LOCK = threading.Lock()
 _clock = time.monotonic  # the clock of cfg.time_budget_min (tests replace it)
 _Cosine = torch.optim.lr_scheduler.CosineAnnealingLR
 LR_SCHEDULES = ("cosine", "plateau")
+CLASS_WEIGHTINGS = ("inverse", "sqrt", "none")
 # a budget run ends after its planned epochs; only epochs that turn much slower than the first
 # (a machine that got busy) stop it earlier, at this multiple of the budget
 OVERRUN = 1.25
@@ -97,6 +98,8 @@ class TrainConfig:
     augment_rotation_deg: float = 60.0  # random rotation of each sensor unit, up to this angle
     augment_gain_std: float = 0.1  # random gain of each x/y/z triad: 1 + gain_std * N(0, 1)
     grad_clip: float | None = 5.0
+    # cross-entropy class weights: "inverse" (1/count), "sqrt" (1/sqrt(count)) or "none"
+    class_weighting: str = "inverse"
     # learning-rate schedule: "cosine" over the planned epochs, or "plateau": times
     # lr_decay_factor after lr_decay_patience epochs without a better validation macro-F1
     lr_schedule: str = "cosine"
@@ -111,6 +114,10 @@ class TrainConfig:
     time_budget_min: float | None = 4.5
 
     def __post_init__(self) -> None:
+        if self.class_weighting not in CLASS_WEIGHTINGS:
+            raise ValueError(
+                f"class_weighting must be one of {', '.join(CLASS_WEIGHTINGS)}, got {self.class_weighting!r}"
+            )
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
         if self.lr_schedule == "plateau" and not (self.lr_decay_patience >= 1 and 0 < self.lr_decay_factor < 1):
@@ -166,10 +173,12 @@ def _resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def _class_weights(y: np.ndarray, n_classes: int) -> torch.Tensor:
-    """Inverse class frequency, normalised to mean 1 over the classes present (absent: 0)."""
+def _class_weights(y: np.ndarray, n_classes: int, how: str = "inverse") -> torch.Tensor:
+    """Cross-entropy class weights from the training labels, normalised to mean 1 over the
+    classes present (absent: 0): ``inverse`` 1/count, ``sqrt`` 1/sqrt(count), ``none`` 1."""
     counts = np.bincount(y, minlength=n_classes).astype(np.float64)
-    w = np.where(counts > 0, 1.0 / np.maximum(counts, 1.0), 0.0)
+    power = {"inverse": 1.0, "sqrt": 0.5, "none": 0.0}[how]
+    w = np.where(counts > 0, np.maximum(counts, 1.0) ** -power, 0.0)
     present = (counts > 0).sum()
     w = w / w.sum() * present
     return torch.tensor(w, dtype=torch.float32)
@@ -426,7 +435,7 @@ def _train(
     x = torch.as_tensor(train.x, dtype=torch.float32).to(device)
     y = torch.as_tensor(train.y, dtype=torch.long).to(device)
     gen = torch.Generator().manual_seed(cfg.seed)
-    class_w = _class_weights(train.y, train.n_classes).to(device)
+    class_w = _class_weights(train.y, train.n_classes, cfg.class_weighting).to(device)
     use_graph = bool(cfg.cuda_graph and device.type == "cuda")
     # a tensor learning rate lets the schedule change it without re-capturing the graph
     lr: float | torch.Tensor = torch.tensor(cfg.lr, device=device) if use_graph else cfg.lr

@@ -167,6 +167,34 @@ def test_selection_row_takes_the_candidate_with_the_best_validation_score_per_fo
     assert "Selection `chosen`: per fold and seed" in md and "| loso-1 | 0 |" in md
 
 
+def test_a_training_variant_trains_its_base_model_with_its_own_settings(dsads3, tmp_path, monkeypatch):
+    """A VARIANTS name builds its registry model, trains with its trainer overrides, and keeps
+    its records in a ledger folder of its own."""
+    from components.benchmark import protocol as proto
+    from components.training import trainer
+
+    monkeypatch.setitem(proto.VARIANTS, "cnn-unweighted", ("cnn", {"class_weighting": "none"}))
+    seen: list[tuple[str, str]] = []
+    real = trainer.train_model
+
+    def spy(model, train, val, cfg, *args, **kwargs):
+        seen.append((type(model).__name__, cfg.class_weighting))
+        return real(model, train, val, cfg, *args, **kwargs)
+
+    monkeypatch.setattr(trainer, "train_model", spy)
+    ledger = tmp_path / "ledger"
+    models = ["cnn", "cnn-unweighted"]
+    settings = _cnn_loso(dsads3, tmp_path / "o", models=models, jobs=1, folds=["1"], executor="threads", ledger=ledger)
+    result, _ = run_benchmark(settings, progress=False, log=lambda s: None)
+    assert sorted(seen) == [("CNN", "inverse"), ("CNN", "none")]
+    assert result["models"]["cnn-unweighted"]["n_runs"] == 1
+    fingerprints = [json.loads(p.read_text()) for p in ledger.glob("*/fingerprint.json")]
+    folders = {fp.get("trainer_overrides", {}).get("class_weighting") for fp in fingerprints}
+    assert folders == {None, "none"}
+    with pytest.raises(ValueError, match="training variants"):
+        run_benchmark(_cnn_loso(dsads3, tmp_path / "x", models=["cnn-typo"]), False, str)
+
+
 def test_selection_names_must_not_shadow_a_model(dsads3, tmp_path):
     with pytest.raises(ValueError, match="--select names"):
         run_benchmark(_cnn_loso(dsads3, tmp_path, select={"cnn": ["cnn", "tinyhar"]}), False, str)

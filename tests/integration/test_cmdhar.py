@@ -86,19 +86,20 @@ def test_temporal_attention_sees_the_order_of_the_steps(window_len, steps):
     assert enc.temporal and tuple(enc.time_emb.shape) == (2, steps, enc.f)
     assert not build_model("cmdhar-no-temporal", spec).encoders.temporal
     assert not build_model("cmdhar-no-attention", spec).encoders.temporal  # no attention, no temporal attention
-    z = torch.randn(3, steps, 2, 3, enc.f)  # (B, L, M, Cmax, F)
-    assert torch.allclose(
-        enc._temporal_attention(z), z + enc.time_emb.transpose(0, 1)[None, :, :, None]
-    )  # identity start
+    z = torch.randn(2, 3, steps, 3, enc.f)  # (M, B, L, Cmax, F)
+    start = enc._temporal_attention(z)
+    assert torch.allclose(start, z + enc.time_emb[:, None, :, None])  # identity start
     with torch.no_grad():
         enc.w_t_o.normal_()
         enc.time_emb.zero_()  # without positions, attention alone is order-blind: a permutation commutes
     perm = torch.randperm(steps)
-    assert torch.allclose(enc._temporal_attention(z)[:, perm], enc._temporal_attention(z[:, perm]), atol=1e-5)
+    shuffled = enc._temporal_attention(z[:, :, perm])
+    assert torch.allclose(enc._temporal_attention(z)[:, :, perm], shuffled, atol=1e-5)
     with torch.no_grad():
         enc.time_emb.normal_()  # with positions it is not
     if steps > 1:
-        assert not torch.allclose(enc._temporal_attention(z)[:, perm], enc._temporal_attention(z[:, perm]), atol=1e-3)
+        shuffled = enc._temporal_attention(z[:, :, perm])
+        assert not torch.allclose(enc._temporal_attention(z)[:, :, perm], shuffled, atol=1e-3)
     assert model(torch.randn(2, 6, window_len)).shape == (2, 4)
 
 
