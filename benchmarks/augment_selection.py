@@ -221,13 +221,11 @@ def with_concat_fusion(model, reduce: int = 4):
 
         def _attend_per_step(self, z: torch.Tensor, b: int) -> torch.Tensor:
             m, f, cmax, length = self.m, self.f, self.cmax, z.shape[-1]
-            z = z.reshape(b, cmax, m, f, length).permute(0, 4, 2, 1, 3)  # (B, L, M, Cmax, F)
-            z = self._channel_attention(z.reshape(b * length, m, cmax, f) + self.chan_emb).reshape(
-                b, length, m, cmax, f
-            )
-            a = torch.matmul(z, self.w_time_pool.transpose(-1, -2)).softmax(dim=1)  # (B, L, M, Cmax, 1)
-            y = torch.matmul((a * z).sum(1), self.w_reduce) * self.valid  # (B, M, Cmax, reduce), pads zeroed
-            u = torch.baddbmm(self.b_fuse, y.reshape(b, m, -1).transpose(0, 1), self.w_fuse)  # (M, B, d)
+            z = z.reshape(b, cmax, m, f, length).permute(2, 0, 4, 1, 3)  # (M, B, L, Cmax, F)
+            z = self._channel_attention(z + self.chan_emb[:, None, None])
+            a = (z * self.w_time_pool[:, None, None]).sum(-1, keepdim=True).softmax(dim=2)  # (M, B, L, Cmax, 1)
+            y = torch.matmul((a * z).sum(2), self.w_reduce[:, None]) * self.valid[:, None]  # (M, B, Cmax, reduce)
+            u = torch.baddbmm(self.b_fuse, y.reshape(m, b, -1), self.w_fuse)  # (M, B, d); pads zeroed above
             return F.layer_norm(u, u.shape[-1:])
 
     model.encoders = ConcatFusionEncoders()
@@ -256,7 +254,8 @@ def build_variant_model(variant: str, spec):
 
     refuse_archived([variant])
     settings = VARIANTS[variant]
-    model = build_model("cmdhar", spec, **settings.get("model", {}))
+    # every variant here was measured without temporal attention (which came later)
+    model = build_model("cmdhar", spec, **{"temporal": False, **settings.get("model", {})})
     return with_concat_fusion(model) if settings.get("encoder") == "concat" else model
 
 

@@ -51,8 +51,8 @@ def test_concat_fusion_candidate_trains_and_ignores_pad_slots(dsads_small_window
     ws = dsads_small_windows
     spec = _unequal_spec(ws)
     torch.manual_seed(0)
-    plain = build_model("cmdhar", spec)
-    model = with_concat_fusion(build_model("cmdhar", spec))
+    plain = build_model("cmdhar-no-temporal", spec)
+    model = with_concat_fusion(build_model("cmdhar-no-temporal", spec))
     enc = model.encoders
     assert enc.padded and enc.m == 4 and enc.cmax == 15  # acc, gyro, mag (10), other (5)
     reduce = enc.w_reduce.shape[-1]
