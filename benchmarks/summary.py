@@ -1,6 +1,6 @@
 """The one current results table of ``benchmarks/README.md``, generated from the result files.
 
-``CURRENT`` names, per dataset, the result files that hold its current numbers. Their
+``CURRENT`` names, per dataset and protocol, the result files that hold its numbers. Their
 records are merged per (model, fold, seed); a training found in two files must have the
 same test macro-F1 in both (the same ledger record), else this stops. Per model: runs,
 seeds, mean ± std of test macro-F1 over every (fold, seed) (std with ddof 1, as in the
@@ -26,10 +26,11 @@ from components.io_utils import atomic_write_text
 RESULTS = Path(__file__).resolve().parent / "results"
 README = Path(__file__).resolve().parent / "README.md"
 BEGIN, END = "<!-- summary:begin (benchmarks/summary.py) -->", "<!-- summary:end -->"
-# dataset -> its current result files (relative to benchmarks/results), headline file first
+# "dataset, protocol" -> its result files (relative to benchmarks/results), headline file first;
+# a model name means the model of its files' commit (today's `cmdhar` differs from the first two)
 CURRENT: dict[str, list[str]] = {
-    "dsads": ["cpu-loso-per-step/dsads-loso.json", "cpu-loso-seeds/dsads-loso.json"],
-    "usc-had": ["cpu-loso-per-step/usc-had-loso.json", "cpu-loso-seeds/usc-had-loso.json"],
+    "DSADS, before the clean protocol": ["cpu-loso-per-step/dsads-loso.json", "cpu-loso-seeds/dsads-loso.json"],
+    "USC-HAD, before the clean protocol": ["cpu-loso-per-step/usc-had-loso.json", "cpu-loso-seeds/usc-had-loso.json"],
 }
 REFERENCE = "cmdhar"
 
@@ -70,13 +71,13 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
 
 
 def table(current: dict[str, list[str]] = CURRENT, root: Path = RESULTS) -> str:
-    """The Markdown table (one row per dataset and model)."""
+    """The Markdown table (one row per dataset, protocol and model)."""
     lines = [
-        "| dataset | model | runs (folds x seeds) | test macro-F1 mean ± std | folds above cmdhar "
+        "| dataset, protocol | model | runs (folds x seeds) | test macro-F1 mean ± std | folds above cmdhar "
         "| params | ORT batch-1 ms | result files |",
         "|---|---|---:|---:|---:|---:|---:|---|",
     ]
-    for dataset, files in current.items():
+    for label, files in current.items():
         runs, info = merged_runs(files, root)
         ref = _fold_means(runs.get(REFERENCE, {}))
         order = sorted(runs, key=lambda n: (n != REFERENCE, -_mean_std(list(runs[n].values()))[0]))
@@ -94,7 +95,7 @@ def table(current: dict[str, list[str]] = CURRENT, root: Path = RESULTS) -> str:
             params, lat = info[name]["params"], info[name]["latency_ms_p50"]
             links = ", ".join(f"[{f[:-5]}](results/{f[:-5]}.md)" for f in info[name]["files"])
             lines.append(
-                f"| {dataset} | `{name}` | {folds} x {seeds} | {mean:.3f} ± {std:.3f} | {wins} "
+                f"| {label} | `{name}` | {folds} x {seeds} | {mean:.3f} ± {std:.3f} | {wins} "
                 f"| {'-' if params is None else f'{params:,}'} | {'-' if lat is None else f'{lat:.3f}'} | {links} |"
             )
     return "\n".join(lines)
