@@ -198,6 +198,7 @@ def cut_windows(settings: BenchmarkSettings, log: Callable[[str], None] = print)
 def check_settings(settings: BenchmarkSettings) -> list[str]:
     """The run's model names, once the models, hparams, seeds and jobs are checked."""
     from components.models.registry import MODEL_NAMES
+    from components.training.trainer import LR_SCHEDULES
 
     names = settings.model_names()
     unknown = [n for n in names if n not in MODEL_NAMES and n not in VARIANTS]
@@ -210,8 +211,8 @@ def check_settings(settings: BenchmarkSettings) -> list[str]:
         raise ValueError(f"--hparams names models that this run does not train: {not_run} (models: {names})")
     if settings.seeds < 1 or settings.jobs < 1:
         raise ValueError("seeds and jobs must be >= 1")
-    if settings.lr_schedule not in ("cosine", "plateau"):
-        raise ValueError(f"lr_schedule must be cosine or plateau, got {settings.lr_schedule!r}")
+    if settings.lr_schedule not in LR_SCHEDULES:
+        raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {settings.lr_schedule!r}")
     clash = sorted(set(settings.select) & (set(MODEL_NAMES) | set(VARIANTS)))
     if clash:
         raise ValueError(f"--select names {clash} are model names; give the selection a name of its own")
