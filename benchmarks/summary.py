@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from components.benchmark.targets import fold_means
 from components.io_utils import atomic_write_text
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -58,13 +59,6 @@ def merged_runs(files: list[str], root: Path = RESULTS) -> tuple[dict[str, dict[
     return runs, info
 
 
-def _fold_means(runs: dict[tuple[str, int], float]) -> dict[str, float]:
-    by_fold: dict[str, list[float]] = {}
-    for (fold, _), f1 in runs.items():
-        by_fold.setdefault(fold, []).append(f1)
-    return {f: sum(v) / len(v) for f, v in by_fold.items()}
-
-
 def _mean_std(values: list[float]) -> tuple[float, float]:
     n = len(values)
     mean = sum(values) / n
@@ -80,7 +74,7 @@ def table(current: dict[str, list[str]] = CURRENT, root: Path = RESULTS) -> str:
     ]
     for label, files in current.items():
         runs, info = merged_runs(files, root)
-        ref = _fold_means(runs.get(REFERENCE, {}))
+        ref = fold_means(runs.get(REFERENCE, {}))
         order = sorted(runs, key=lambda n: (n != REFERENCE, -_mean_std(list(runs[n].values()))[0]))
         for name in order:
             values = list(runs[name].values())
@@ -90,7 +84,7 @@ def table(current: dict[str, list[str]] = CURRENT, root: Path = RESULTS) -> str:
             if name == REFERENCE:
                 wins = "-"
             else:
-                mine = _fold_means(runs[name])
+                mine = fold_means(runs[name])
                 shared = sorted(set(mine) & set(ref))
                 wins = f"{sum(mine[f] > ref[f] for f in shared)} of {len(shared)}"
             params, lat = info[name]["params"], info[name]["latency_ms_p50"]

@@ -73,10 +73,10 @@ def _fold_f1(model: dict[str, Any]) -> dict[tuple[str, int], float]:
     return {(r["fold"], r["seed"]): r["metrics"]["macro_f1"] for r in model["per_fold"]}
 
 
-def _fold_means(model: dict[str, Any]) -> dict[str, float]:
-    """Fold -> macro-F1 averaged over that fold's seeds."""
+def fold_means(runs: dict[tuple[str, int], float]) -> dict[str, float]:
+    """``{(fold, seed): macro-F1}`` -> fold -> macro-F1 averaged over that fold's seeds."""
     by_fold: dict[str, list[float]] = {}
-    for (fold, _), f1 in _fold_f1(model).items():
+    for (fold, _), f1 in runs.items():
         by_fold.setdefault(fold, []).append(f1)
     return {fold: sum(v) / len(v) for fold, v in by_fold.items()}
 
@@ -96,7 +96,7 @@ def _f1_checks(result: dict[str, Any], dataset: str) -> list[dict[str, str]]:
     value = f"{shown} vs {'-' if theirs is None else f'{theirs:.3f}'}"
     ok = None if why else f1 >= theirs + MARGIN - 1e-12
     rows.append(_row(f"cmdhar >= our {BASELINE} + {MARGIN:g} (same file)", value, ok, why))
-    ours, other = (_fold_means(m) if m else {} for m in (cmd, base))
+    ours, other = (fold_means(_fold_f1(m)) if m else {} for m in (cmd, base))
     shared = sorted(set(ours) & set(other))
     need = MIN_FOLD_WINS.get(dataset, len(result["protocol"]["folds"]) // 2 + 1)
     wins = sum(ours[k] > other[k] for k in shared)
