@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from zenml import get_pipeline_context, pipeline
 
+from components.benchmark.ledger import code_fingerprint
 from components.config import data_dir, default_parameters
 from components.train_config import registered_model_name, require_valid_parameters
 from pipelines.data_pipeline import prepare_data
@@ -80,7 +81,9 @@ def train_pipeline(
         reimport=False,
         stop_if_trained=registered_model if stop_if_unchanged else None,
     )
-    trained, run_id = train_model_step(fold_split, model=model or DEFAULTS["model"], trainer=trainer)
+    trained, run_id = train_model_step(
+        fold_split, model=model or DEFAULTS["model"], trainer=trainer, code_sha256=code_fingerprint()
+    )
     metrics, _ = evaluate_model_step(trained, fold_split, run_id)
     exported = export_model_step(trained, fold_split, run_id, **(export or {}))
     decision = promote_model_step(

@@ -19,8 +19,9 @@ from components.training.trainer import TrainConfig, train_model
 from steps.materializers import TrainedModelMaterializer
 
 
-# Cached on the split's content (data version, fold, window config) + model/trainer config:
-# changing only a model parameter re-trains without re-running the data steps.
+# Cached on the split's content (data version, fold, window config) + model/trainer config +
+# the fingerprint of the code that trains: changing only a model parameter re-trains without
+# re-running the data steps, and a model trained by other code is never reused.
 @step(
     cache_policy=CachePolicy(include_artifact_ids=False),
     output_materializers={"trained_model": TrainedModelMaterializer},
@@ -30,6 +31,7 @@ def train_model_step(
     model: dict,
     trainer: dict | None = None,
     experiment: str = tracking.DEFAULT_EXPERIMENT,
+    code_sha256: str = "",
 ) -> tuple[Annotated[TrainedModel, "trained_model"], Annotated[str, "mlflow_run_id"]]:
     """Train ``model`` on ``split.train`` with early stopping on ``split.val``.
 
@@ -38,6 +40,9 @@ def train_model_step(
         model: ``{"name": cmdhar|tinyhar|deepconvlstm|cnn|cmdhar-no-..., "hparams": {...}}``.
         trainer: :class:`TrainConfig` fields.
         experiment: MLflow experiment when no tracker run is active.
+        code_sha256: fingerprint of the model and training code
+            (:func:`components.benchmark.ledger.code_fingerprint`); unused here, part of the cache
+            key, so a weights file is never rebuilt by other code than trained it.
 
     Returns:
         The trained model with its preprocessing, and the MLflow run id holding its lineage.
