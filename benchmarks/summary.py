@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from components.benchmark.assemble import mean_std
 from components.benchmark.targets import fold_means
 from components.io_utils import atomic_write_text
 
@@ -59,12 +60,6 @@ def merged_runs(files: list[str], root: Path = RESULTS) -> tuple[dict[str, dict[
     return runs, info
 
 
-def _mean_std(values: list[float]) -> tuple[float, float]:
-    n = len(values)
-    mean = sum(values) / n
-    return mean, (sum((v - mean) ** 2 for v in values) / (n - 1)) ** 0.5 if n > 1 else 0.0
-
-
 def table(current: dict[str, list[str]] = CURRENT, root: Path = RESULTS) -> str:
     """The Markdown table (one row per dataset, protocol and model)."""
     lines = [
@@ -75,10 +70,10 @@ def table(current: dict[str, list[str]] = CURRENT, root: Path = RESULTS) -> str:
     for label, files in current.items():
         runs, info = merged_runs(files, root)
         ref = fold_means(runs.get(REFERENCE, {}))
-        order = sorted(runs, key=lambda n: (n != REFERENCE, -_mean_std(list(runs[n].values()))[0]))
+        order = sorted(runs, key=lambda n: (n != REFERENCE, -mean_std(list(runs[n].values()))[0]))
         for name in order:
             values = list(runs[name].values())
-            mean, std = _mean_std(values)
+            mean, std = mean_std(values)
             seeds = len({s for _, s in runs[name]})
             folds = len({f for f, _ in runs[name]})
             if name == REFERENCE:

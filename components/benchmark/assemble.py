@@ -35,7 +35,8 @@ def data_dvc_md5(repo: Path = REPO_ROOT) -> str | None:
     return data_version(repo)
 
 
-def _mean_std(values: list[float]) -> tuple[float | None, float | None]:
+def mean_std(values: list[float]) -> tuple[float | None, float | None]:
+    """Mean and std (ddof 1; 0 for one value) of ``values``; ``(None, None)`` for none."""
     if not values:
         return None, None
     a = np.asarray(values, dtype=np.float64)
@@ -53,10 +54,10 @@ def aggregate(name: str, records: list[dict[str, Any]], efficiency: dict[str, An
         "n_skipped": sum("skipped" in r for r in records),
     }
     for key in ("macro_f1", "accuracy", "balanced_accuracy", "gmean"):
-        mean, std = _mean_std([r["metrics"][key] for r in ok])
+        mean, std = mean_std([r["metrics"][key] for r in ok])
         out[f"{key}_mean"], out[f"{key}_std"] = mean, std
-    out["train_seconds_mean"] = _mean_std([r["train_seconds"] for r in ok])[0]
-    out["epochs_run_mean"] = _mean_std([r["epochs_run"] for r in ok])[0]
+    out["train_seconds_mean"] = mean_std([r["train_seconds"] for r in ok])[0]
+    out["epochs_run_mean"] = mean_std([r["epochs_run"] for r in ok])[0]
     out["per_class_f1_mean"] = _per_class_mean([r["metrics"] for r in ok])
     for key in ("precision", "recall"):  # records from before they were kept have neither
         with_it = [r["metrics"] for r in ok if f"per_class_{key}" in r["metrics"]]
@@ -64,7 +65,7 @@ def aggregate(name: str, records: list[dict[str, Any]], efficiency: dict[str, An
             out[f"per_class_{key}_mean"] = _per_class_mean(with_it, f"per_class_{key}")
     missing = [r["missing_modality_macro_f1"] for r in ok if "missing_modality_macro_f1" in r]
     if missing:
-        out["missing_modality_macro_f1_mean"] = {g: _mean_std([mm[g] for mm in missing])[0] for g in missing[0]}
+        out["missing_modality_macro_f1_mean"] = {g: mean_std([mm[g] for mm in missing])[0] for g in missing[0]}
     eff = efficiency or {}
     for key in ("params", "macs_per_window", "onnx_size_bytes", "latency_ms_p50", "latency_ms_p50_torch"):
         out[key] = eff.get(key)

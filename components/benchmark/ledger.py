@@ -89,7 +89,8 @@ def code_fingerprint(repo: Path | None = None, model: str | None = None) -> str:
     return h.hexdigest()
 
 
-def _usable(rec: dict[str, Any]) -> bool:
+def usable(rec: dict[str, Any]) -> bool:
+    """A finished training's record: metrics, not cut short, skipped or failed."""
     return "metrics" in rec and not ({"truncated", "skipped", "error"} & set(rec))
 
 
@@ -128,7 +129,7 @@ class Ledger:
                 rec = json.loads(path.read_text())
             except (OSError, json.JSONDecodeError) as exc:
                 raise ValueError(f"ledger record {path} is unreadable ({exc}); delete it to re-run that task") from exc
-            if not _usable(rec) or path.name != self._name(rec["model"], rec["fold"], rec["seed"]):
+            if not usable(rec) or path.name != self._name(rec["model"], rec["fold"], rec["seed"]):
                 continue
             if subjects is None or subjects.get(rec["fold"]) == [
                 rec["train_subjects"],
@@ -157,7 +158,7 @@ class Ledger:
 
     def save(self, rec: dict[str, Any], provenance: dict[str, Any]) -> bool:
         """Keep ``rec`` (atomically) if it is a finished training; returns whether it was kept."""
-        if not _usable(rec):
+        if not usable(rec):
             return False
         self._open()
         kept = {**rec, "ledger": {**provenance, "saved_unix": time.time()}}
@@ -186,7 +187,7 @@ def ledger_status(root: Path) -> list[dict[str, Any]]:
         by_model: dict[str, list[dict[str, Any]]] = {}
         for path in sorted(folder.glob("*__*__seed*.json")):
             rec = json.loads(path.read_text())
-            if _usable(rec):
+            if usable(rec):
                 by_model.setdefault(rec["model"], []).append(rec)
         partial: dict[str, list[tuple[str, int, int, int]]] = {}
         for path in sorted((folder / "partial").glob("*__*__seed*.pt.json")):

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from components.benchmark.ledger import usable
+
 RULE = (
     "per fold and seed: the candidate with the highest best-epoch validation macro-F1 on the fold's "
     "validation subjects (never its test subjects); ties go to the candidate named first"
@@ -46,14 +48,6 @@ def parse_select(text: str | None) -> dict[str, list[str]]:
     return out
 
 
-def _usable(record: dict[str, Any] | None) -> bool:
-    return (
-        record is not None
-        and not any(k in record for k in ("error", "skipped", "truncated"))
-        and record.get("best_val_macro_f1") is not None
-    )
-
-
 def select_per_fold(
     records: dict[str, list[dict[str, Any]]], candidates: list[str]
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -78,7 +72,7 @@ def select_per_fold(
     incomplete: list[dict[str, Any]] = []
     for fold, seed in keys:
         recs = {c: by_key[c].get((fold, seed)) for c in candidates}
-        missing = [c for c, r in recs.items() if not _usable(r)]
+        missing = [c for c, r in recs.items() if r is None or not usable(r) or r.get("best_val_macro_f1") is None]
         if missing:
             incomplete.append({"fold": fold, "seed": seed, "missing": missing})
             continue
