@@ -26,7 +26,7 @@ from components.training.trainer import TrainConfig
 PUBLIC_DATASETS = ("dsads", "usc-had", "basicmotions")  # `har data import` can make these
 # sections passed to a step as keyword arguments (the step's signature is the contract)
 SECTION_KEYS = {
-    "export": {"calibration_windows", "max_val_int8_f1_drop"},
+    "export": {"calibration_windows", "max_val_int8_changed_share"},
     "edge": {"profiles", "max_recordings", "max_seconds"},
     "model": {"name", "hparams"},
 }

@@ -9,7 +9,7 @@ from zenml import log_metadata, step
 from components import tracking
 from components.data.splitting import SplitWindows
 from components.export.exported import ExportedModel
-from components.export.pipeline import CALIBRATION_WINDOWS, MAX_VAL_INT8_F1_DROP, export_and_measure
+from components.export.pipeline import CALIBRATION_WINDOWS, MAX_VAL_INT8_CHANGED_SHARE, export_and_measure
 from components.training.trained import TrainedModel
 from steps.materializers import ExportedModelMaterializer
 
@@ -20,7 +20,7 @@ def export_model_step(
     split: SplitWindows,
     mlflow_run_id: str,
     calibration_windows: int = CALIBRATION_WINDOWS,
-    max_val_int8_f1_drop: float | None = MAX_VAL_INT8_F1_DROP,
+    max_val_int8_changed_share: float | None = MAX_VAL_INT8_CHANGED_SHARE,
 ) -> Annotated[ExportedModel, "exported_model"]:
     """torch -> ONNX (fp32, parity-checked) -> int8 (static QDQ, calibrated on training windows).
 
@@ -32,10 +32,11 @@ def export_model_step(
         split: its split (train windows calibrate, test windows measure).
         mlflow_run_id: the training run to log into.
         calibration_windows: how many training windows calibrate the int8 ranges.
-        max_val_int8_f1_drop: leading layers stay float until int8 loses at most this much
-            validation macro-F1 (``None``: quantise every Conv/MatMul/Gemm).
+        max_val_int8_changed_share: leading layers stay float until int8 changes the predicted
+            class of at most this share of validation windows (``None``: quantise every
+            Conv/MatMul/Gemm).
     """
-    exported = export_and_measure(trained_model, split, calibration_windows, max_val_int8_f1_drop)
+    exported = export_and_measure(trained_model, split, calibration_windows, max_val_int8_changed_share)
     with tracking.run_context(mlflow_run_id):
         import tempfile
 

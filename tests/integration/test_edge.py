@@ -185,9 +185,10 @@ def test_int8_guard_keeps_leading_layers_float_only_when_validation_asks(exporte
         quantize_int8(fp32, calib, tmp_path / "x.onnx", float_nodes=["no_such_node"])
 
     args = (fp32, calib, judge.x, judge.y, judge.n_classes)
-    res, rep = quantize_int8_guarded(*args, tmp_path / "loose.onnx", max_val_f1_drop=1.0)
+    res, rep = quantize_int8_guarded(*args, tmp_path / "loose.onnx", max_changed_share=1.0)
     assert rep["float_prefix"] == 0 and list(rep["tried"]) == [0] and res.float_nodes == []
-    res, rep = quantize_int8_guarded(*args, tmp_path / "strict.onnx", max_val_f1_drop=-1.0)  # cannot be met
+    assert 0 <= rep["val_int8_changed_share"] == rep["tried"][0] <= 1
+    res, rep = quantize_int8_guarded(*args, tmp_path / "strict.onnx", max_changed_share=-1.0)  # cannot be met
     assert rep["float_prefix"] == len(nodes) and {0, len(nodes)} <= set(rep["tried"])
     assert len(rep["tried"]) <= 2 + int(np.ceil(np.log2(len(nodes))))  # bisection, not a sweep
     assert res.float_nodes == nodes and _quantize_linear_count(res.path) == 0
