@@ -70,6 +70,10 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "cmdhar-no-augment": ("cmdhar", {"augment_rotation_deg": 0.0, "augment_gain_std": 0.0}),
     "cmdhar-with-modulation-alpha-0-1": ("cmdhar-with-modulation", {"alpha": 0.1}),
     "cmdhar-with-modulation-alpha-1-0": ("cmdhar-with-modulation", {"alpha": 1.0}),
+    # the disentanglement losses (similarity, difference, reconstruction) at half and twice
+    # TrainConfig's weights (tests/integration/test_benchmark.py keeps them at exactly that)
+    "cmdhar-losses-half": ("cmdhar", {"w_sim": 0.5, "w_diff": 0.15, "w_recon": 0.5}),
+    "cmdhar-losses-double": ("cmdhar", {"w_sim": 2.0, "w_diff": 0.6, "w_recon": 2.0}),
     "tinyhar-sqrt-weights": ("tinyhar", {"class_weighting": "sqrt"}),
     "tinyhar-no-augment": ("tinyhar", {"augment_rotation_deg": 0.0, "augment_gain_std": 0.0}),
 }

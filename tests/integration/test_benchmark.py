@@ -195,6 +195,19 @@ def test_a_training_variant_trains_its_base_model_with_its_own_settings(dsads3, 
         run_benchmark(_cnn_loso(dsads3, tmp_path / "x", models=["cnn-typo"]), False, str)
 
 
+def test_loss_weight_variants_scale_the_trainer_defaults():
+    """The loss-weight candidates are half and twice TrainConfig's disentanglement weights,
+    whatever those defaults become."""
+    from components.benchmark.protocol import VARIANTS
+    from components.training.trainer import TrainConfig
+
+    default = TrainConfig()
+    for name, factor in (("cmdhar-losses-half", 0.5), ("cmdhar-losses-double", 2.0)):
+        base, overrides = VARIANTS[name]
+        assert base == "cmdhar"
+        assert overrides == pytest.approx({k: factor * getattr(default, k) for k in ("w_sim", "w_diff", "w_recon")})
+
+
 def test_selection_names_must_not_shadow_a_model(dsads3, tmp_path):
     with pytest.raises(ValueError, match="--select names"):
         run_benchmark(_cnn_loso(dsads3, tmp_path, select={"cnn": ["cnn", "tinyhar"]}), False, str)
