@@ -372,8 +372,13 @@ def quantize_int8_guarded(
     if len(val_x) == 0:  # nothing to judge by: quantise everything, and say so
         res = quantize_int8(fp32_path, calibration_x, out_path)
         report = {"val_fp32_macro_f1": None, "val_int8_changed_share": None, "val_int8_f1_drop": None}
-        return res, {**report, "max_changed_share": max_changed_share, "float_prefix": 0,
-                     "quantizable_nodes": len(nodes), "tried": {}}
+        return res, {
+            **report,
+            "max_changed_share": max_changed_share,
+            "float_prefix": 0,
+            "quantizable_nodes": len(nodes),
+            "tried": {},
+        }
     ref = onnx_logits(fp32_path, val_x).argmax(1)
     f1_fp32 = classification_metrics(val_y, ref, n_classes)["macro_f1"]
     tried: dict[int, float] = {}
