@@ -371,9 +371,10 @@ def quantize_int8_guarded(
     nodes = quantizable_nodes(fp32_path)
     if len(val_x) == 0:  # nothing to judge by: quantise everything, and say so
         res = quantize_int8(fp32_path, calibration_x, out_path)
-        report = {"val_fp32_macro_f1": None, "val_int8_changed_share": None, "val_int8_f1_drop": None}
         return res, {
-            **report,
+            "val_fp32_macro_f1": None,
+            "val_int8_changed_share": None,
+            "val_int8_f1_drop": None,
             "max_changed_share": max_changed_share,
             "float_prefix": 0,
             "quantizable_nodes": len(nodes),
