@@ -36,6 +36,18 @@ def per_class_table(metrics: dict, worst: int = 3) -> Table:
     return table
 
 
+def budget_hint(trained: dict) -> str | None:
+    """What to do when the time budget, not early stopping, ended a training whose validation
+    macro-F1 was at its best in its last epoch (more epochs may score higher); else None."""
+    if trained.get("stopped_by") != "time_budget" or trained.get("best_epoch", -1) + 1 < trained.get("epochs_run", 0):
+        return None
+    return (
+        f"the time budget ended training after {trained['epochs_run']} epochs with validation macro-F1 at its "
+        "best in the last one, so more epochs may score higher: raise parameters.trainer.time_budget_min, "
+        "or set it to null to train until patience ends it"
+    )
+
+
 def print_train_run_summary(run) -> None:
     """Test metrics, per-class precision/recall, the promotion decision with reasons,
     lineage ids and next commands."""
@@ -58,6 +70,9 @@ def print_train_run_summary(run) -> None:
             f"(best: epoch {trained.get('best_epoch', -1) + 1}), "
             f"stopped by {trained.get('stopped_by', '?')}, {trained.get('train_seconds', float('nan')):.0f} s",
         )
+        hint = budget_hint(trained)
+        if hint:
+            table.add_row("", f"[yellow]{hint}[/]")
     table.add_row("test subjects", ", ".join(metrics["test_subjects"]))
     table.add_row(
         "test macro-F1",

@@ -9,10 +9,11 @@ config copied from another dataset fails in a second instead of after training.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from components.benchmark import protocol
 from components.config import build, run_parameters
 from components.data.manifest import Manifest, ManifestError
 from components.data.recordings import read_index
@@ -83,6 +84,21 @@ def choose_split(subjects: list[str]) -> dict[str, list[str]]:
     return {"train": subjects[: len(subjects) - n_test - n_val], "val": val, "test": test}
 
 
+def converging_trainer(trainer: dict[str, Any]) -> dict[str, Any]:
+    """``trainer`` with the benchmark protocol's training settings: the learning rate reduced on a
+    validation plateau, early stopping, the epoch cap and no wall-clock budget, so a new
+    dataset's model trains to convergence as the benchmark's models do (``configs/train.yaml``'s
+    budget sizes the DSADS demo to a few minutes, which starves a larger or unknown dataset)."""
+    known = {f.name for f in fields(TrainConfig)}
+    return {
+        **trainer,
+        **{k: v for k, v in protocol.TRAINER.items() if k in known},
+        "epochs": protocol.EPOCHS,
+        "patience": protocol.PATIENCE,
+        "time_budget_min": protocol.TIME_BUDGET_MIN,
+    }
+
+
 def derive_config(template: dict[str, Any], dataset: str, facts: DatasetFacts) -> tuple[dict[str, Any], list[str]]:
     """``template`` (a train config) made to follow ``dataset``; returns it and notes for the user."""
     cfg = copy.deepcopy(template)
@@ -104,10 +120,15 @@ def derive_config(template: dict[str, Any], dataset: str, facts: DatasetFacts) -
     p["fold"] = 0
     p["promotion"] = {**p.get("promotion", {}), "recall_groups": []}
     p["registered_model"] = name
+    p["trainer"] = converging_trainer(p.get("trainer") or {})
+    t = build(TrainConfig, p["trainer"])
     notes = [
         f"split (subject-wise holdout, subjects in sorted order): train {', '.join(split['train'])} · "
         f"validation {', '.join(split['val'])} · test {', '.join(split['test'])}",
         f"registered model {name}; promotion.recall_groups emptied (every class on its own)",
+        f"trainer: the benchmark's, until validation macro-F1 stops improving ({t.lr_schedule} schedule, "
+        f"patience {t.patience}, at most {t.epochs} epochs, no time budget); "
+        "set parameters.trainer.time_budget_min (minutes) to bound the wall clock",
     ]
     unseen = [x for x in m.labels if x not in facts.longest_by_label]
     if unseen:

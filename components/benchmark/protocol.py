@@ -8,7 +8,9 @@ link here instead of restating them.
 Where the protocol differs from ``configs/train.yaml`` (the deployable model, whose
 values are the code defaults), it is on purpose: the benchmark trains to convergence
 (no wall-clock budget), picks validation subjects by ``val_share`` unless named, and
-compares the undeployed default ``cmdhar`` with its baselines.
+compares ``cmdhar`` (the network ``configs/train.yaml`` ships) with its baselines. A new
+dataset's config (``har config new``) trains as the benchmark does
+(:func:`components.train_config.converging_trainer`).
 
 :class:`BenchmarkSettings` is what one ``har benchmark`` run trains (the command line maps
 1:1 onto it); :meth:`BenchmarkSettings.deviations` says why a run is not the full protocol.

@@ -12,6 +12,7 @@ import yaml
 from typer.testing import CliRunner
 
 from cli.main import app
+from components.benchmark import protocol
 from components.data.ingest import ingest
 from components.data.manifest import Manifest
 from components.data.new_dataset import (
@@ -161,6 +162,16 @@ def test_derived_config_follows_the_dataset_and_passes_its_checks(csv_dir, new_d
     assert p["dataset"] == "team" and p["registered_model"] == "cmd-har-team" and cfg["model"]["name"] == "cmd-har-team"
     assert p["split"] == {"protocol": "holdout", "test_subjects": ["3"], "val_subjects": ["2"]}
     assert p["promotion"]["recall_groups"] == []
+    # trained to convergence as the benchmark trains, not within train.yaml's DSADS demo budget
+    template = _train_yaml()["parameters"]["trainer"]
+    assert template["time_budget_min"] is not None and template["lr_schedule"] == "cosine"
+    assert p["trainer"]["time_budget_min"] is None and p["trainer"]["lr_schedule"] == protocol.TRAINER["lr_schedule"]
+    assert (p["trainer"]["epochs"], p["trainer"]["patience"]) == (protocol.EPOCHS, protocol.PATIENCE)
+    changed = {*protocol.TRAINER, "epochs", "patience", "time_budget_min"}
+    assert {k: v for k, v in p["trainer"].items() if k not in changed} == {
+        k: v for k, v in template.items() if k not in changed
+    }  # the rest (loss weights, class weighting, seed, ...) as in the template
+    assert any("no time budget" in n and "time_budget_min" in n for n in notes)
     assert "train 1 · validation 2 · test 3" in notes[0]
     assert any("test subjects have no recordings of ['standing', 'walking_forward']" in n for n in notes)
 

@@ -431,6 +431,16 @@ def test_train_run_summary_per_class_table():
     assert "1 classes absent" in text
 
 
+def test_train_run_summary_hints_at_a_longer_budget_only_when_it_cut_an_improving_run():
+    from cli.summary import budget_hint
+
+    cut = {"stopped_by": "time_budget", "epochs_run": 12, "best_epoch": 11}
+    assert "time_budget_min" in budget_hint(cut) and "after 12 epochs" in budget_hint(cut)
+    assert budget_hint({**cut, "best_epoch": 9}) is None  # it had stopped improving
+    assert budget_hint({**cut, "stopped_by": "patience"}) is None
+    assert budget_hint({}) is None  # a summary without training details
+
+
 # -- resumable trainings ---------------------------------------------------------------
 class _Stopped(Exception):
     """Stands in for a killed process: raised from inside the epoch loop."""
