@@ -120,14 +120,13 @@ def derive_config(template: dict[str, Any], dataset: str, facts: DatasetFacts) -
     p["fold"] = 0
     p["promotion"] = {**p.get("promotion", {}), "recall_groups": []}
     p["registered_model"] = name
-    p["trainer"] = converging_trainer(p.get("trainer") or {})
-    t = build(TrainConfig, p["trainer"])
+    t = p["trainer"] = converging_trainer(p.get("trainer") or {})
     notes = [
         f"split (subject-wise holdout, subjects in sorted order): train {', '.join(split['train'])} · "
         f"validation {', '.join(split['val'])} · test {', '.join(split['test'])}",
         f"registered model {name}; promotion.recall_groups emptied (every class on its own)",
-        f"trainer: the benchmark's, until validation macro-F1 stops improving ({t.lr_schedule} schedule, "
-        f"patience {t.patience}, at most {t.epochs} epochs, no time budget); "
+        f"trainer: the benchmark's, until validation macro-F1 stops improving ({t['lr_schedule']} schedule, "
+        f"patience {t['patience']}, at most {t['epochs']} epochs, no time budget); "
         "set parameters.trainer.time_budget_min (minutes) to bound the wall clock",
     ]
     unseen = [x for x in m.labels if x not in facts.longest_by_label]
