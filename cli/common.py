@@ -3,6 +3,7 @@ a ZenML pipeline from its YAML config. Light imports only (``har edge`` stays to
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -18,6 +19,31 @@ def fail(message: str, code: int = 1, soft_wrap: bool = False) -> NoReturn:
     """Print ``error: message`` and exit with ``code``."""
     console.print(f"[bold red]error:[/] {message}", soft_wrap=soft_wrap)
     raise typer.Exit(code)
+
+
+LOCAL_ORCHESTRATORS = ("local", "local_docker")  # flavors that train on this machine's CPU
+
+
+def busy_cpu_hint(trainer: dict, load: float | None = None, cores: int | None = None) -> str | None:
+    """A note when other processes already keep this machine's CPU busy (1-minute load average
+    at least half the cores, and at least 1): training will be slower and a time budget will
+    fit fewer epochs. None on an idle machine or where the load cannot be read."""
+    try:
+        load = os.getloadavg()[0] if load is None else load
+    except OSError:  # not available on this platform
+        return None
+    cores = cores or os.cpu_count() or 1
+    if load < max(1.0, cores / 2):
+        return None
+    threads = trainer.get("num_threads")
+    budget = trainer.get("time_budget_min")
+    return (
+        f"the CPU is already busy (load average {load:.1f} on {cores} cores): training will be slower"
+        + (f", and its {budget:g}-minute time budget will fit fewer epochs" if budget else "")
+        + ". Run it when the CPU is free"
+        + ("" if threads else ", or set parameters.trainer.num_threads to the cores that are free")
+        + "."
+    )
 
 
 def run_pipeline(pipeline: Any, config: Path, no_cache: bool = False) -> Any:

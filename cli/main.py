@@ -21,7 +21,7 @@ from rich.table import Table
 
 from cli import dataset, edge, retrain
 from cli.benchmark import benchmark
-from cli.common import console, fail, publish_data_version, run_pipeline
+from cli.common import LOCAL_ORCHESTRATORS, busy_cpu_hint, console, fail, publish_data_version, run_pipeline
 from cli.summary import print_train_run_summary
 from components import __version__
 from components.config import REPO_ROOT, artifacts_dir, data_dir, load_run_config
@@ -219,13 +219,30 @@ def train_cmd(
     if not config.exists():
         fail(f"config {config} not found")
     try:
-        problems = check_run_config(load_run_config(config), data_dir())
+        run_config = load_run_config(config)
+        problems = check_run_config(run_config, data_dir())
         if problems:
             raise ConfigError(problems)
+        _note_busy_cpu(run_config)
         run = run_pipeline(train_pipeline, config, no_cache)
     except ConfigError as e:
         fail(f"{config}: {e}", soft_wrap=True)
     print_train_run_summary(run)
+
+
+def _note_busy_cpu(run_config: dict) -> None:
+    """Say so before a training on this machine when other processes keep its CPU busy."""
+    from zenml.client import Client
+
+    from components.config import build
+    from components.training.trainer import TrainConfig
+
+    if Client().active_stack.orchestrator.flavor not in LOCAL_ORCHESTRATORS:
+        return  # the steps train elsewhere
+    trainer = build(TrainConfig, (run_config.get("parameters") or {}).get("trainer"))
+    hint = busy_cpu_hint({"time_budget_min": trainer.time_budget_min, "num_threads": trainer.num_threads})
+    if hint:
+        console.print(f"[yellow]note:[/] {hint}")
 
 
 @app.command("lineage")
