@@ -24,7 +24,9 @@ def fail(message: str, code: int = 1, soft_wrap: bool = False) -> NoReturn:
 LOCAL_ORCHESTRATORS = ("local", "local_docker")  # flavors that train on this machine's CPU
 
 
-def busy_cpu_hint(trainer: dict, load: float | None = None, cores: int | None = None) -> str | None:
+def busy_cpu_hint(
+    time_budget_min: float | None, num_threads: int | None, load: float | None = None, cores: int | None = None
+) -> str | None:
     """A note when other processes already keep this machine's CPU busy (1-minute load average
     at least half the cores, and at least 1): training will be slower and a time budget will
     fit fewer epochs. None on an idle machine or where the load cannot be read."""
@@ -35,13 +37,11 @@ def busy_cpu_hint(trainer: dict, load: float | None = None, cores: int | None = 
     cores = cores or os.cpu_count() or 1
     if load < max(1.0, cores / 2):
         return None
-    threads = trainer.get("num_threads")
-    budget = trainer.get("time_budget_min")
     return (
         f"the CPU is already busy (load average {load:.1f} on {cores} cores): training will be slower"
-        + (f", and its {budget:g}-minute time budget will fit fewer epochs" if budget else "")
+        + (f", and its {time_budget_min:g}-minute time budget will fit fewer epochs" if time_budget_min else "")
         + ". Run it when the CPU is free"
-        + ("" if threads else ", or set parameters.trainer.num_threads to the cores that are free")
+        + ("" if num_threads else ", or set parameters.trainer.num_threads to the cores that are free")
         + "."
     )
 

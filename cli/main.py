@@ -240,7 +240,7 @@ def _note_busy_cpu(run_config: dict) -> None:
     if Client().active_stack.orchestrator.flavor not in LOCAL_ORCHESTRATORS:
         return  # the steps train elsewhere
     trainer = build(TrainConfig, (run_config.get("parameters") or {}).get("trainer"))
-    hint = busy_cpu_hint({"time_budget_min": trainer.time_budget_min, "num_threads": trainer.num_threads})
+    hint = busy_cpu_hint(trainer.time_budget_min, trainer.num_threads)
     if hint:
         console.print(f"[yellow]note:[/] {hint}")
 
