@@ -11,10 +11,12 @@ only when a pipeline actually runs.
 
 from __future__ import annotations
 
+import _thread
 import json
 import re
 import shlex
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -119,14 +121,34 @@ def _print_ingest(report) -> None:
 
 
 # -- har retrain ------------------------------------------------------------------------
-_STOPPED: dict[str, int] = {}
+class _StopRequest:
+    """SIGTERM/SIGINT handler of one `har retrain`: raises KeyboardInterrupt, and again every
+    ``REPEAT_S`` seconds until the command has unwound.
 
+    Python drops (prints "Exception ignored in ...") an exception raised while it runs a
+    finalizer (``__del__``, a weakref callback); a signal handled there would be lost, and
+    the retrain would finish and promote. ``signum`` is remembered because ZenML may turn the
+    interrupt inside a step into a step failure (RuntimeError "Pipeline run has failed ..."):
+    the command still reports it as a stop.
+    """
 
-def _terminate(signum, frame) -> None:  # noqa: ARG001 - signal handler signature
-    # Remembered because ZenML may turn the interrupt inside a step into a step failure
-    # (RuntimeError "Pipeline run has failed ..."): the command still reports it as a stop.
-    _STOPPED["signal"] = signum
-    raise KeyboardInterrupt(f"signal {signum}")
+    REPEAT_S = 30.0  # longer than ZenML takes to record a stopped step
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.unwound = threading.Event()
+
+    def __call__(self, signum, frame) -> None:  # noqa: ARG002 - signal handler signature
+        if self.unwound.is_set():
+            return
+        if self.signum is None:
+            self.signum = signum
+            threading.Thread(target=self._repeat, name="har-retrain-stop", daemon=True).start()
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    def _repeat(self) -> None:
+        while not self.unwound.wait(self.REPEAT_S):
+            _thread.interrupt_main(self.signum)  # runs the handler installed now (ZenML's calls ours)
 
 
 def retrain_cmd(
@@ -145,8 +167,8 @@ def retrain_cmd(
     if not config.exists():
         fail(f"config {config} not found")
     console.print(f"har retrain {time.strftime('%Y-%m-%d %H:%M:%S')} · config {config}")
-    _STOPPED.clear()
-    previous = {sig: signal.signal(sig, _terminate) for sig in (signal.SIGTERM, signal.SIGINT)}
+    stop = _StopRequest()
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:  # cron/systemd stop and Ctrl-C: unwind, exit 130
         with data_lock("retrain", wait_s=wait):
             plan = retraining.plan_retrain(config, force=force)
@@ -164,14 +186,19 @@ def retrain_cmd(
     except LockBusy as e:
         _busy(e)
     except KeyboardInterrupt:
+        stop.unwound.set()
         _interrupted()
     except Exception:
-        if _STOPPED:
+        stop.unwound.set()
+        if stop.signum is not None:
             _interrupted()
         raise
     finally:
+        stop.unwound.set()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    if stop.signum is not None:
+        console.print(f"[yellow]signal {stop.signum} arrived as the run finished; its result stands[/]")
     print_train_run_summary(run)
     console.print("[bold]new data in this retrain[/] (vs the data the previous model was trained on):")
     _print_changes(plan)

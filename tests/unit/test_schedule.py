@@ -215,3 +215,35 @@ def test_a_stop_signal_inside_a_pipeline_step_still_reports_an_interrupted_retra
     assert sig.getsignal(sig.SIGTERM) == before  # handlers restored
     with data_lock("retrain", repo=tmp_path / "proj"):  # and the lock is free again
         pass
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_stop_lost_inside_a_finalizer_is_delivered_again(tmp_path, monkeypatch):
+    """Python drops an exception raised while it runs a `__del__`; the stop still lands."""
+    import signal as sig
+
+    from cli import retrain as cli_retrain
+    from components.retraining.retrain import RetrainPlan
+
+    class StopInFinalizer:
+        def __del__(self):
+            os.kill(os.getpid(), sig.SIGTERM)  # handled inside this finalizer: its KeyboardInterrupt is dropped
+
+    finished = []
+
+    def pipeline(config):
+        StopInFinalizer()  # collected at once
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # a training that would otherwise finish and promote
+            time.sleep(0.01)
+        finished.append(True)
+
+    monkeypatch.setenv("HAR_DATA_DIR", str(tmp_path / "proj" / "data"))
+    monkeypatch.setattr(
+        "components.retraining.retrain.plan_retrain", lambda c, force: RetrainPlan(True, "new", "m", None)
+    )
+    monkeypatch.setattr(cli_retrain, "_run_pipeline", pipeline)
+    monkeypatch.setattr(cli_retrain, "print_train_run_summary", lambda run: None)
+    monkeypatch.setattr(cli_retrain._StopRequest, "REPEAT_S", 0.2)
+    res = runner.invoke(app, ["retrain", "-c", str(REPO_ROOT / "configs" / "train.yaml")], env=ENV)
+    assert not finished and res.exit_code == 130 and "retrain interrupted" in res.output, res.output
