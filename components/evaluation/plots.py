@@ -294,7 +294,7 @@ def plot_benchmark_summary(
     for k, (name, v) in enumerate((reference or {}).items()):
         ax.axhline(v, color=f"C{k + 1}", linestyle="--", linewidth=0.8, label=f"{name} {v:.3f}")
     if reference:
-        ax.legend(fontsize=7, loc="lower left", title="published", title_fontsize=7, framealpha=0.6)
+        ax.legend(fontsize=7, loc="lower left", title="published (not like for like)", title_fontsize=7, framealpha=0.6)
     ax.set_xticks(range(len(models)), models, rotation=30, ha="right", fontsize=8)
     lows = [min(v.values()) for v in per_fold_f1.values() if v]
     ax.set_ylim(max(0.0, min(lows, default=0.0) - 0.05), 1.0)
