@@ -117,7 +117,7 @@ def make_benchmark(engines: dict[str, Engine], default: str = "processes") -> Ca
         hparams: str | None = typer.Option(
             None,
             "--hparams",
-            help="model constructor arguments, MODEL.KEY=VALUE,... (e.g. cmdhar.d_model=24); recorded in the "
+            help="model constructor arguments, MODEL.KEY=VALUE,... (e.g. cmdhar.d_model=32); recorded in the "
             "results and the model's ledger fingerprint",
         ),
         latency_runs: int = typer.Option(200, "--latency-runs", help="timed batch-1 calls per latency p50"),

@@ -197,8 +197,8 @@ class BenchmarkSettings:
         time_budget_s: start no task after this many seconds of training (None: no limit).
         ledger: folder that keeps every finished training (:mod:`components.benchmark.ledger`);
             a later run with the same fingerprint trains only what is missing.
-        hparams: model name -> constructor keyword arguments (e.g. ``{"cmdhar": {"d_model": 24}}``,
-            parsed from ``--hparams cmdhar.d_model=24`` by :func:`parse_hparams`); recorded in the
+        hparams: model name -> constructor keyword arguments (e.g. ``{"cmdhar": {"d_model": 32}}``,
+            parsed from ``--hparams cmdhar.d_model=32`` by :func:`parse_hparams`); recorded in the
             result and in that model's ledger fingerprint. Empty: every model at its defaults.
         run_config: the pipeline engine's ZenML run config: the step image
             (``settings.docker``) and ``steps.data_version_step.parameters`` (``pull``,
@@ -289,7 +289,7 @@ class BenchmarkSettings:
 
 
 def parse_hparams(text: str | None) -> dict[str, dict[str, Any]]:
-    """``"cmdhar.d_model=24,cmdhar.n_heads=2,tinyhar.filter_num=16"`` -> ``{model: {key: value}}``.
+    """``"cmdhar.d_model=32,cmdhar.n_heads=2,tinyhar.filter_num=16"`` -> ``{model: {key: value}}``.
 
     Values are read as JSON where they parse (``24`` -> int, ``true`` -> bool, ``0.5`` -> float),
     else kept as strings. Raises ``ValueError`` on an item that is not ``MODEL.KEY=VALUE``.
@@ -302,7 +302,7 @@ def parse_hparams(text: str | None) -> dict[str, dict[str, Any]]:
         target, sep, raw = (part.strip() for part in item.partition("="))
         model, dot, key = (part.strip() for part in target.rpartition("."))
         if not sep or not dot or not model or not key or not raw:
-            raise ValueError(f"--hparams item {item!r} is not MODEL.KEY=VALUE (e.g. cmdhar.d_model=24)")
+            raise ValueError(f"--hparams item {item!r} is not MODEL.KEY=VALUE (e.g. cmdhar.d_model=32)")
         try:
             value = json.loads(raw)
         except json.JSONDecodeError:

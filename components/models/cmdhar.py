@@ -397,6 +397,9 @@ class CMDHAR(nn.Module):
         spec: input structure (channels, window length, classes, modality groups).
         d_model: width of ``u_m``, ``h_p``, ``h_c`` and the fusion tokens.
         n_filters: conv filters per channel in the modality encoders.
+            The defaults (24, 12) are the widest step of ``(32, 16), (28, 14), (24, 12), ...``
+            within the size budget (<= 0.63x TinyHAR's parameters on DSADS and USC-HAD;
+            docs/decisions/clean-protocol.md "Model size").
         n_heads: heads of the fusion transformer.
         dropout: dropout in fusion and classifier.
         cmd_moments: K of the CMD loss.
@@ -421,8 +424,8 @@ class CMDHAR(nn.Module):
     def __init__(
         self,
         spec: InputSpec,
-        d_model: int = 32,
-        n_filters: int = 16,
+        d_model: int = 24,
+        n_filters: int = 12,
         n_heads: int = 4,
         dropout: float = 0.1,
         cmd_moments: int = 5,

@@ -171,7 +171,7 @@ def test_soft_orthogonality_loss():
 def test_save_load_roundtrip(tmp_path, basicmotions_windows):
     spec = InputSpec.from_windows(basicmotions_windows)
     torch.manual_seed(1)
-    model = build_model("cmdhar-no-attention", spec, d_model=24)
+    model = build_model("cmdhar-no-attention", spec, d_model=16)
     model.set_normalization(basicmotions_windows.x.mean(axis=(0, 2)), basicmotions_windows.x.std(axis=(0, 2)))
     # move BN running stats away from their defaults
     model.train()
@@ -180,7 +180,7 @@ def test_save_load_roundtrip(tmp_path, basicmotions_windows):
     model.eval()
     save_model(model, tmp_path / "m")
     loaded = load_model(tmp_path / "m")
-    assert type(loaded) is CMDHAR and loaded.registry_config["hparams"] == {"d_model": 24}
+    assert type(loaded) is CMDHAR and loaded.registry_config["hparams"] == {"d_model": 16}
     x = torch.from_numpy(basicmotions_windows.x[16:24])
     with torch.no_grad():
         torch.testing.assert_close(model(x), loaded(x), rtol=0, atol=0)
