@@ -55,8 +55,8 @@ def test_concat_fusion_candidate_trains_and_ignores_pad_slots(dsads_small_window
     model = with_concat_fusion(build_model("cmdhar-no-temporal", spec))
     enc = model.encoders
     assert enc.padded and enc.m == 4 and enc.cmax == 15  # acc, gyro, mag (10), other (5)
-    reduce = enc.w_reduce.shape[-1]
-    extra = enc.m * (enc.f * reduce + enc.cmax * reduce * 32 + 32) - enc.m * (enc.f * 32 + 32 + enc.f)
+    reduce, d = enc.w_reduce.shape[-1], plain.encoders.w_proj.shape[-1]  # d: d_model
+    extra = enc.m * (enc.f * reduce + enc.cmax * reduce * d + d) - enc.m * (enc.f * d + d + enc.f)
     assert sum(p.numel() for p in model.parameters()) - sum(p.numel() for p in plain.parameters()) == extra
 
     x = torch.from_numpy(ws.x[:16])

@@ -137,12 +137,16 @@ def _cfg(**kw) -> TrainConfig:
     return TrainConfig(**base)
 
 
-def test_train_cmdhar_on_dsads(dsads_split):
-    train, val = dsads_split
+def test_train_cmdhar_on_dsads(dsads_small_windows):
+    # every 4th window of subject 1 (147) in batches of 8: ~57 steps. dsads_split's 74 windows
+    # in batches of 25 give 9 steps, after which the unseen subject can still be predicted as
+    # one class, depending on the initialisation (seeds 2 and 3 of 0-3 at the default width).
+    tr, va = dsads_small_windows.for_subjects(["1"]), dsads_small_windows.for_subjects(["2"])
+    train, val = _standardise(tr.select(np.arange(0, len(tr), 4)), va.select(np.arange(0, len(va), 10)))
     spec = InputSpec.from_windows(train)
     torch.manual_seed(0)  # weight init happens outside train_model
     model = build_model("cmdhar-with-modulation", spec)  # cmdhar plus OGM-GE: every loss term and coefficient
-    res = train_model(model, train, val, _cfg(epochs=3, batch_size=25))
+    res = train_model(model, train, val, _cfg(epochs=3, batch_size=8))
     hist = res.history
     assert len(hist) == 3
     for rec in hist:
