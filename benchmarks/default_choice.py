@@ -8,7 +8,7 @@ to that much; positive: it must win by that much). Test metrics are never read. 
 must have every (fold, seed) of every file, else nothing is decided.
 
     .venv/bin/python -m benchmarks.default_choice modulation
-    .venv/bin/python -m benchmarks.default_choice class-weighting --results loso-v2/dsads-loso.json
+    .venv/bin/python -m benchmarks.default_choice class-weighting --results loso-width24/dsads-loso.json
 
 writes ``benchmarks/results/default-choice-<rule>.json`` and prints the table.
 """
@@ -34,7 +34,7 @@ RULES: dict[str, tuple[str, tuple[str, ...], float]] = {
     ),
     "class-weighting": ("cmdhar", ("cmdhar-sqrt-weights", "cmdhar-unweighted"), 0.005),
 }
-DEFAULT_RESULTS = ("loso-v2/dsads-loso.json", "loso-v2/usc-had-loso.json")
+DEFAULT_RESULTS = ("loso-width24/dsads-loso.json", "loso-width24/usc-had-loso.json")
 
 
 class Incomplete(ValueError):
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--results",
         default=",".join(DEFAULT_RESULTS),
-        help="comma-separated result files, relative to benchmarks/results (default: both loso-v2 files)",
+        help="comma-separated result files, relative to benchmarks/results (default: both loso-width24 files)",
     )
     ap.add_argument("--no-write", action="store_true", help="print only")
     args = ap.parse_args(argv)
