@@ -16,14 +16,13 @@ writes ``benchmarks/results/default-choice-<rule>.json`` and prints the table.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
 from benchmarks.common import RESULTS_DIR, environment, write_result
 from components.benchmark.targets import fold_means
+from components.io_utils import sha256_file
 
 # rule name -> (incumbent, challengers, margin); the text of each is in clean-protocol.md
 RULES: dict[str, tuple[str, tuple[str, ...], float]] = {
@@ -75,10 +74,6 @@ def decide(per_dataset: dict[str, dict[str, float]], incumbent: str, challengers
     }
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("rule", choices=sorted(RULES))
@@ -114,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
             "incumbent": incumbent,
             "challengers": list(challengers),
             "reads": "best_val_macro_f1 of each (fold, seed); test metrics are not read",
-            "files": {str(p.relative_to(RESULTS_DIR)): _sha256(p) for p in files},
+            "files": {str(p.relative_to(RESULTS_DIR)): sha256_file(p) for p in files},
             **choice,
             "environment": environment(),
         }
