@@ -43,11 +43,13 @@ def _standardise(train: WindowSet, *others: WindowSet) -> list[WindowSet]:
 @pytest.fixture(scope="module")
 def dsads_split(dsads_small_windows):
     """Subject 1 (every 8th window) for training, subject 2 (every 10th) for validation."""
-    tr = dsads_small_windows.for_subjects(["1"])
-    va = dsads_small_windows.for_subjects(["2"])
-    tr = tr.select(np.arange(0, len(tr), 8))
-    va = va.select(np.arange(0, len(va), 10))
-    return _standardise(tr, va)
+    return _subject_split(dsads_small_windows, train_every=8)
+
+
+def _subject_split(ws: WindowSet, train_every: int) -> list[WindowSet]:
+    """Subject 1 (every ``train_every``-th window) for training, subject 2 (every 10th) for validation."""
+    tr, va = ws.for_subjects(["1"]), ws.for_subjects(["2"])
+    return _standardise(tr.select(np.arange(0, len(tr), train_every)), va.select(np.arange(0, len(va), 10)))
 
 
 # -- modulation ------------------------------------------------------------------------
@@ -141,8 +143,7 @@ def test_train_cmdhar_on_dsads(dsads_small_windows):
     # every 4th window of subject 1 (147) in batches of 8: ~57 steps. dsads_split's 74 windows
     # in batches of 25 give 9 steps, after which the unseen subject can still be predicted as
     # one class, depending on the initialisation (seeds 2 and 3 of 0-3 at the default width).
-    tr, va = dsads_small_windows.for_subjects(["1"]), dsads_small_windows.for_subjects(["2"])
-    train, val = _standardise(tr.select(np.arange(0, len(tr), 4)), va.select(np.arange(0, len(va), 10)))
+    train, val = _subject_split(dsads_small_windows, train_every=4)
     spec = InputSpec.from_windows(train)
     torch.manual_seed(0)  # weight init happens outside train_model
     model = build_model("cmdhar-with-modulation", spec)  # cmdhar plus OGM-GE: every loss term and coefficient
