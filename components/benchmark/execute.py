@@ -257,7 +257,8 @@ def execute(
                 ledgers[rec["model"]].save(rec, plan.ledger_provenance)
             if bar is None and "metrics" in rec:
                 log(
-                    f"done {rec['model']} {rec['fold']} seed {rec['seed']}: macro-F1 {rec['metrics']['macro_f1']:.3f}, "
+                    f"done {rec['model']} {rec['fold']} seed {rec['seed']}: best validation macro-F1 "
+                    f"{rec['best_val_macro_f1']:.3f}, "
                     f"{rec['epochs_run']} epochs, {rec['train_seconds']:.0f} s, cuda graph {rec.get('cuda_graph')}"
                     + (f", went on from a checkpoint after epoch {k}" if (k := rec.get("resumed_from_epoch")) else "")
                     + (f" ({rec['cuda_graph_error']})" if rec.get("cuda_graph_error") else "")
@@ -271,7 +272,8 @@ def execute(
             if bar is not None:
                 bar.update(1)
                 if "metrics" in rec:
-                    bar.set_postfix_str(f"{rec['model']} {rec['fold']} F1={rec['metrics']['macro_f1']:.3f}")
+                    # validation, not test: a run that selects among candidates shows only what they are chosen on
+                    bar.set_postfix_str(f"{rec['model']} {rec['fold']} val F1={rec['best_val_macro_f1']:.3f}")
 
         try:
             if plan.executor == "threads" and settings.jobs > 1:
