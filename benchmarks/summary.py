@@ -33,7 +33,7 @@ BEGIN, END = "<!-- summary:begin (benchmarks/summary.py) -->", "<!-- summary:end
 CURRENT: dict[str, list[str]] = {
     "DSADS, before the clean protocol": ["cpu-loso-per-step/dsads-loso.json", "cpu-loso-seeds/dsads-loso.json"],
     "USC-HAD, before the clean protocol": ["cpu-loso-per-step/usc-had-loso.json", "cpu-loso-seeds/usc-had-loso.json"],
-    "DSADS, clean protocol, width 32": ["loso-v2/dsads-loso.json"],
+    "DSADS, clean protocol, width 24": ["loso-width24/dsads-loso.json"],
     "USC-HAD, clean protocol, width 24": ["loso-width24/usc-had-loso.json"],
 }
 REFERENCE = "cmdhar"
